@@ -1,0 +1,41 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "Loupe",
+    platforms: [.macOS(.v13)],
+    // MARK: - Public API
+    products: [
+        .executable(name: "loupe", targets: ["loupe"]),
+        .library(name: "CLBackend", targets: ["CLBackend"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // MARK: - Implementation details: C libraries
+        .systemLibrary(name: "COpenCL", path: "Sources/COpenCL",
+                       providers: [.apt(["ocl-icd-opencl-dev", "opencl-headers"])]),
+        .systemLibrary(name: "CPNG", path: "Sources/CPNG", providers: [.apt(["libpng-dev"])]),
+
+        // MARK: - Compute core
+        .target(
+            name: "CLBackend",
+            dependencies: ["COpenCL"],
+            path: "Sources/CLBackend",
+            resources: [.embedInCode("Kernels.cl")]
+        ),
+
+        // MARK: - Command-line tool and benchmarks
+        .executableTarget(
+            name: "loupe",
+            dependencies: ["CLBackend", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Sources/loupe"
+        ),
+        .executableTarget(name: "KernelBench", dependencies: ["CLBackend"], path: "Benchmarks/KernelBench"),
+
+        // MARK: - Tests
+        .testTarget(name: "CLBackendTests", dependencies: ["CLBackend"], path: "Tests/CLBackendTests"),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,1 @@
+import CLBackend; print(_probeKernelSource())
