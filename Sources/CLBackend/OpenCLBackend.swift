@@ -1,0 +1,178 @@
+import COpenCL
+import Foundation
+
+/// A device buffer. Released when the last tensor viewing it goes away.
+final class CLStorage: TensorStorage {
+    let mem: cl_mem
+    let byteCount: Int
+    init(mem: cl_mem, byteCount: Int) { self.mem = mem; self.byteCount = byteCount }
+    deinit { CL.release(mem) }
+}
+
+/// An argument to a kernel launch, in the kernel's parameter order.
+enum KernelArg {
+    case tensor(Tensor)
+    case int(Int)
+    case float(Float)
+    /// `__local float*` scratch of this many floats.
+    case localFloats(Int)
+}
+
+/// The OpenCL backend: one device, one context, one in-order queue, one program holding every
+/// kernel of `Sources/Kernels.cl` built with this device's tiling macros.
+///
+/// Kernel launches only enqueue; `read`, `readInts` and `synchronize` are the only calls that wait.
+public final class OpenCLBackend: Backend {
+    public let profile: DeviceProfile
+    public let deviceIndex: Int
+    public let convTiling: ConvTiling
+    public let buildReport: ProgramBuildReport
+    public var poisonsNewTensors = false
+    /// How many times the host has read device memory (`read`/`readInts`): iterative methods are
+    /// tested to read only when asked.
+    public private(set) var hostReads = 0
+
+    let device: cl_device_id
+    let context: cl_context
+    let queue: cl_command_queue
+    let program: cl_program
+    private var kernels: [String: cl_kernel] = [:]
+
+    public var name: String { "opencl:\(deviceIndex) (\(profile.name))" }
+
+    /// - Parameter tiling: overrides the tiling chosen from the device profile (tests use this to
+    ///   exercise the GPU tile set on a CPU device).
+    public init(device entry: DeviceEntry, tiling: ConvTiling? = nil, cache: ProgramCache = ProgramCache()) throws {
+        device = entry.device
+        deviceIndex = entry.index
+        var profile = entry.profile
+        context = try CL.createContext(entry.device)
+        do {
+            queue = try CL.createQueue(context, entry.device)
+        } catch {
+            CL.release(context)
+            throw error
+        }
+        let tiling = tiling ?? ConvTiling.choose(for: profile)
+        convTiling = tiling
+        let options = "-cl-std=CL1.2 -cl-mad-enable " + tiling.buildOptions
+        let key = ProgramCache.key(profile: profile, options: options, source: kernelSource)
+        let start = Date()
+        var built: cl_program?
+        var hit = false
+        if let binary = cache.load(key: key), let p = try? CL.buildProgram(context, entry.device, source: nil, binary: binary, options: options) {
+            built = p
+            hit = true
+        }
+        do {
+            if built == nil {
+                built = try CL.buildProgram(context, entry.device, source: kernelSource, binary: nil, options: options)
+                if let binary = try? CL.programBinary(built!) { cache.store(key: key, binary: binary) }
+            }
+        } catch {
+            CL.release(queue)
+            CL.release(context)
+            throw error
+        }
+        program = built!
+        buildReport = ProgramBuildReport(cacheHit: hit, seconds: Date().timeIntervalSince(start), cacheFile: cache.fileURL(forKey: key)?.path)
+        if profile.preferredWorkGroupMultiple == 0 {
+            profile.preferredWorkGroupMultiple = (try? CL.preferredMultiple(CL.createKernel(program, "fill_f32"), entry.device)) ?? 1
+        }
+        self.profile = profile
+    }
+
+    deinit {
+        for k in kernels.values { CL.release(k) }
+        CL.release(program)
+        CL.release(queue)
+        CL.release(context)
+    }
+
+    // MARK: Memory
+
+    public func makeTensor(_ shape: Shape, dtype: DType) throws -> Tensor {
+        let bytes = shape.count * 4
+        guard bytes <= profile.maxAllocationBytes else {
+            throw AllocationError(requestedBytes: bytes, limitBytes: profile.maxAllocationBytes, device: name)
+        }
+        let t = Tensor(shape: shape, dtype: dtype, storage: CLStorage(mem: try CL.createBuffer(context, bytes: bytes), byteCount: bytes))
+        if poisonsNewTensors {
+            try launch("fill_f32", global: [t.count], .tensor(t), .float(dtype == .float32 ? .nan : Float(bitPattern: UInt32(bitPattern: Int32.min))), .int(t.count))
+        }
+        return t
+    }
+
+    func buffer(_ t: Tensor, _ role: String = "tensor") throws -> cl_mem {
+        guard let s = t.storage as? CLStorage else {
+            throw ShapeError("\(name): \(role) \(t) lives on another backend; move it with read/write first")
+        }
+        return s.mem
+    }
+
+    public func write(_ values: [Float], to tensor: Tensor) throws {
+        guard values.count == tensor.count, tensor.dtype == .float32 else {
+            throw ShapeError("write: \(values.count) floats into \(tensor)")
+        }
+        try values.withUnsafeBytes { try CL.write(queue, buffer(tensor), $0.baseAddress!, bytes: $0.count) }
+    }
+
+    public func write(_ values: [Int32], to tensor: Tensor) throws {
+        guard values.count == tensor.count, tensor.dtype == .int32 else {
+            throw ShapeError("write: \(values.count) int32 values into \(tensor)")
+        }
+        try values.withUnsafeBytes { try CL.write(queue, buffer(tensor), $0.baseAddress!, bytes: $0.count) }
+    }
+
+    public func read(_ tensor: Tensor) throws -> [Float] {
+        guard tensor.dtype == .float32 else { throw ShapeError("read: \(tensor) is not float32; use readInts") }
+        hostReads += 1
+        var out = [Float](repeating: 0, count: tensor.count)
+        try out.withUnsafeMutableBytes { try CL.read(queue, buffer(tensor), $0.baseAddress!, bytes: $0.count) }
+        return out
+    }
+
+    public func readInts(_ tensor: Tensor) throws -> [Int32] {
+        guard tensor.dtype == .int32 else { throw ShapeError("readInts: \(tensor) is not int32") }
+        hostReads += 1
+        var out = [Int32](repeating: 0, count: tensor.count)
+        try out.withUnsafeMutableBytes { try CL.read(queue, buffer(tensor), $0.baseAddress!, bytes: $0.count) }
+        return out
+    }
+
+    public func synchronize() throws { try CL.finish(queue) }
+
+    // MARK: Dispatch
+
+    private func kernel(_ name: String) throws -> cl_kernel {
+        if let k = kernels[name] { return k }
+        let k = try CL.createKernel(program, name)
+        kernels[name] = k
+        return k
+    }
+
+    /// Enqueues `name` over `global` work-items. With a `local` size, each global dimension is
+    /// rounded up to a multiple of it, so kernels guard their own bounds.
+    func launch(_ name: String, global: [Int], local: [Int]? = nil, _ args: KernelArg...) throws {
+        guard global.allSatisfy({ $0 > 0 }) else { return }
+        let k = try kernel(name)
+        for (i, arg) in args.enumerated() {
+            switch arg {
+            case .tensor(let t):
+                var mem: cl_mem? = try buffer(t)
+                try CL.setArg(k, i, size: MemoryLayout<cl_mem>.size, &mem, kernel: name)
+            case .int(let v):
+                guard let v32 = Int32(exactly: v) else { throw ShapeError("\(name): argument \(i) = \(v) does not fit a 32-bit int") }
+                var v = v32
+                try CL.setArg(k, i, size: 4, &v, kernel: name)
+            case .float(let v):
+                var v = v
+                try CL.setArg(k, i, size: 4, &v, kernel: name)
+            case .localFloats(let n):
+                try CL.setArg(k, i, size: n * 4, nil, kernel: name)
+            }
+        }
+        let rounded = local.map { l in zip(global, l).map { g, s in (g + s - 1) / s * s } } ?? global
+        try CL.enqueue(queue, k, global: rounded, local: local, kernel: name)
+    }
+}
