@@ -27,3 +27,586 @@ __kernel void fill_f32(__global float* x, const float value, const int n) {
 }
 
 // ==== Non-convolution kernels ====
+
+// ============================================================================================
+// Work-group reductions. One work-group of L work-items (L a power of two) reduces one channel,
+// row or image. Work-item l first folds elements l, l + L, l + 2L, ... in that order; then the
+// group folds its L partials in a fixed binary tree in local memory:
+//
+//   scratch [ p0 ... p(L/2-1) | p(L/2) ... p(L-1) ]  ->  p_i = p_i (+) p_(i+L/2)  ->  ...  ->  scratch[0]
+//
+// so a result depends only on L, never on scheduling. Every work-item of the group must call
+// work_group_reduce (it holds barriers); all of them get the result.
+#define REDUCE_SUM 0
+#define REDUCE_MAX 1
+
+inline float reduce_combine(const int op, const float a, const float b) {
+    return op == REDUCE_MAX ? fmax(a, b) : a + b;
+}
+
+inline float work_group_reduce(__local float* scratch, const float partial, const int op) {
+    const int lid = get_local_id(0);
+    scratch[lid] = partial;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int width = get_local_size(0) / 2; width > 0; width >>= 1) {
+        if (lid < width) scratch[lid] = reduce_combine(op, scratch[lid], scratch[lid + width]);
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    const float result = scratch[0];
+    barrier(CLK_LOCAL_MEM_FENCE); // the next reduction may overwrite scratch
+    return result;
+}
+
+// ============================================================================================
+// Elementwise and data movement: one work-item per element i < n of flat NCHW tensors; `plane`
+// is H * W (1 for [N, C] rows), so element i lies in channel (i / plane) % C.
+
+// out = alpha * x + beta * y.
+__kernel void axpby_f32(const float alpha, __global const float* x, const float beta, __global const float* y,
+                        __global float* out, const int n) {
+    const int i = get_global_id(0);
+    if (i < n) out[i] = alpha * x[i] + beta * y[i];
+}
+
+// out[n, c, p] = in[n, c, p] + bias[c].
+__kernel void bias_add(__global const float* in, __global const float* bias, __global float* out,
+                       const int C, const int plane, const int n) {
+    const int i = get_global_id(0);
+    if (i < n) out[i] = in[i] + bias[(i / plane) % C];
+}
+
+// Flat index of the j-th element (j < N * plane, image-major) of channel c in [N, C, plane].
+inline int channel_element(const int c, const int j, const int C, const int plane) {
+    const int n = j / plane;
+    return (n * C + c) * plane + (j - n * plane);
+}
+
+// out[c] = sum over n, p of in[n, c, p]; work-group c, reduction order as above.
+__kernel void channel_sum(__global const float* in, __global float* out, const int N, const int C, const int plane,
+                          __local float* scratch) {
+    const int c = get_group_id(0);
+    float partial = 0.0f;
+    for (int j = get_local_id(0); j < N * plane; j += get_local_size(0)) partial += in[channel_element(c, j, C, plane)];
+    const float total = work_group_reduce(scratch, partial, REDUCE_SUM);
+    if (get_local_id(0) == 0) out[c] = total;
+}
+
+// dst[b, dst_offset + k, p] = src[b, src_offset + k, p] for k < channels; one item per copied element
+// (b, k, p) of [N, channels, plane].
+__kernel void copy_channels(__global const float* src, const int src_channels, const int src_offset,
+                            __global float* dst, const int dst_channels, const int dst_offset,
+                            const int channels, const int plane, const int n) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const int block = channels * plane;
+    const int b = i / block, r = i - b * block;
+    dst[(b * dst_channels + dst_offset) * plane + r] = src[(b * src_channels + src_offset) * plane + r];
+}
+
+// Activations. ReLU is leaky ReLU with slope 0, whose closed side is exactly 0 (even for an
+// infinite value). Backward rules (ReLUBackwardRule): 0 standard g*[z>0], 1 guided g*[z>0]*[g>0],
+// 2 deconvnet g*[g>0]; leaky ReLU always uses 0.
+#define RELU_STANDARD 0
+#define RELU_GUIDED 1
+#define RELU_DECONVNET 2
+
+inline float leaky_gate(const bool open, const float v, const float slope) {
+    return open ? v : (slope == 0.0f ? 0.0f : slope * v);
+}
+
+__kernel void activation_fwd(__global const float* in, __global float* out, const float slope, const int n) {
+    const int i = get_global_id(0);
+    if (i < n) out[i] = leaky_gate(in[i] > 0.0f, in[i], slope);
+}
+
+__kernel void activation_bwd(__global const float* in, __global const float* dy, __global float* dx,
+                             const float slope, const int rule, const int n) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const float z = in[i], g = dy[i];
+    const bool open = rule == RELU_DECONVNET ? g > 0.0f : (z > 0.0f && (rule == RELU_STANDARD || g > 0.0f));
+    dx[i] = leaky_gate(open, g, slope);
+}
+
+// Clamp: out = min(max(x, lo), hi); the gradient passes where lo <= x <= hi.
+__kernel void clamp_fwd(__global const float* in, __global float* out, const float lo, const float hi, const int n) {
+    const int i = get_global_id(0);
+    if (i < n) out[i] = fmin(fmax(in[i], lo), hi);
+}
+
+__kernel void clamp_bwd(__global const float* in, __global const float* dy, __global float* dx,
+                        const float lo, const float hi, const int n) {
+    const int i = get_global_id(0);
+    if (i < n) dx[i] = (in[i] >= lo && in[i] <= hi) ? dy[i] : 0.0f;
+}
+
+// Cyclic shift of each H x W plane: out[y, x] = in[(y - shift_h) mod H, (x - shift_w) mod W], with
+// shift_h in [0, H) and shift_w in [0, W) (the host reduces them).
+__kernel void roll_planes(__global const float* in, __global float* out, const int H, const int W,
+                          const int shift_h, const int shift_w, const int n) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const int plane = i / (H * W), r = i - plane * H * W;
+    const int y = r / W, x = r - (r / W) * W;
+    out[i] = in[plane * H * W + ((y - shift_h + H) % H) * W + (x - shift_w + W) % W];
+}
+
+// ============================================================================================
+// Pooling. An [N, C, H, W] input pools to [N, C, OH, OW]; output (oy, ox) has the taps
+//   (iy, ix) = (oy * stride_h - pad_top + ky * dilation_h, ox * stride_w - pad_left + kx * dilation_w),
+//   0 <= ky < kernel_h, 0 <= kx < kernel_w, scanned row-major; taps outside the input are padding.
+// Forward: one work-item per output element. Backward: one work-item per input element, gathering
+// from the windows that have a tap on it (pool_window_of_tap), in increasing output order.
+// Switches: int32 index iy * W + ix of a window's maximum within its input plane.
+#define POOL_GEOMETRY const int H, const int W, const int OH, const int OW, \
+                      const int kernel_h, const int kernel_w, const int stride_h, const int stride_w, \
+                      const int dilation_h, const int dilation_w, \
+                      const int pad_top, const int pad_left, const int pad_bottom, const int pad_right
+
+// Along one axis: the output whose tap `tap` reads input i, or -1 when there is none.
+inline int pool_window_of_tap(const int i, const int tap, const int pad, const int stride, const int dilation,
+                              const int out_len) {
+    const int t = i + pad - tap * dilation;
+    if (t < 0 || t % stride != 0 || t / stride >= out_len) return -1;
+    return t / stride;
+}
+
+// Along one axis: the average-pool divisor's factor for output o. With count_include_pad, the
+// window clipped to the padded input (PyTorch's rule, also in ceil mode); else its in-input taps.
+inline int avg_pool_extent(const int o, const int n, const int size, const int stride, const int pad_begin,
+                           const int pad_end, const int count_include_pad) {
+    const int start = o * stride - pad_begin;
+    return count_include_pad ? min(start + size, n + pad_end) - start : min(start + size, n) - max(start, 0);
+}
+
+__kernel void max_pool2d_fwd(__global const float* in, __global float* out, __global int* switches, POOL_GEOMETRY,
+                             const int n) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const int plane = i / (OH * OW), o = i - plane * OH * OW;
+    const int oy = o / OW, ox = o - (o / OW) * OW;
+    __global const float* x = in + plane * H * W;
+    float best = -INFINITY;
+    int arg = -1;
+    for (int ky = 0; ky < kernel_h; ++ky) {
+        const int iy = oy * stride_h - pad_top + ky * dilation_h;
+        if (iy < 0 || iy >= H) continue;
+        for (int kx = 0; kx < kernel_w; ++kx) {
+            const int ix = ox * stride_w - pad_left + kx * dilation_w;
+            if (ix < 0 || ix >= W) continue;
+            // Strictly greater: a tie keeps the first maximum of the row-major scan.
+            if (x[iy * W + ix] > best) { best = x[iy * W + ix]; arg = iy * W + ix; }
+        }
+    }
+    out[i] = best;
+    switches[i] = arg;
+}
+
+// dx[p] = sum of dy[o] over the windows o that cover p and whose switch is p.
+__kernel void max_pool2d_bwd(__global const float* dy, __global const int* switches, __global float* dx, POOL_GEOMETRY,
+                             const int n) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const int plane = i / (H * W), p = i - plane * H * W;
+    const int iy = p / W, ix = p - (p / W) * W;
+    const int base = plane * OH * OW;
+    float sum = 0.0f;
+    for (int ky = kernel_h - 1; ky >= 0; --ky) {
+        const int oy = pool_window_of_tap(iy, ky, pad_top, stride_h, dilation_h, OH);
+        if (oy < 0) continue;
+        for (int kx = kernel_w - 1; kx >= 0; --kx) {
+            const int ox = pool_window_of_tap(ix, kx, pad_left, stride_w, dilation_w, OW);
+            if (ox >= 0 && switches[base + oy * OW + ox] == p) sum += dy[base + oy * OW + ox];
+        }
+    }
+    dx[i] = sum;
+}
+
+// out[plane, o] = in[plane, switches[plane, o]]: the adjoint of max unpooling; in is [N, C, H, W].
+__kernel void gather_switches(__global const float* in, __global const int* switches, __global float* out,
+                              const int in_plane, const int out_plane, const int n) {
+    const int i = get_global_id(0);
+    if (i < n) out[i] = in[(i / out_plane) * in_plane + switches[i]];
+}
+
+__kernel void avg_pool2d_fwd(__global const float* in, __global float* out, POOL_GEOMETRY,
+                             const int count_include_pad, const int n) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const int plane = i / (OH * OW), o = i - plane * OH * OW;
+    const int oy = o / OW, ox = o - (o / OW) * OW;
+    __global const float* x = in + plane * H * W;
+    float sum = 0.0f;
+    for (int ky = 0; ky < kernel_h; ++ky) {
+        const int iy = oy * stride_h - pad_top + ky;
+        if (iy < 0 || iy >= H) continue;
+        for (int kx = 0; kx < kernel_w; ++kx) {
+            const int ix = ox * stride_w - pad_left + kx;
+            if (ix >= 0 && ix < W) sum += x[iy * W + ix];
+        }
+    }
+    out[i] = sum / (float)(avg_pool_extent(oy, H, kernel_h, stride_h, pad_top, pad_bottom, count_include_pad) *
+                           avg_pool_extent(ox, W, kernel_w, stride_w, pad_left, pad_right, count_include_pad));
+}
+
+// dx[p] = sum over the windows o covering p of dy[o] / divisor(o).
+__kernel void avg_pool2d_bwd(__global const float* dy, __global float* dx, POOL_GEOMETRY,
+                             const int count_include_pad, const int n) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const int plane = i / (H * W), p = i - plane * H * W;
+    const int iy = p / W, ix = p - (p / W) * W;
+    const int base = plane * OH * OW;
+    float sum = 0.0f;
+    for (int ky = kernel_h - 1; ky >= 0; --ky) {
+        const int oy = pool_window_of_tap(iy, ky, pad_top, stride_h, 1, OH);
+        if (oy < 0) continue;
+        const int rows = avg_pool_extent(oy, H, kernel_h, stride_h, pad_top, pad_bottom, count_include_pad);
+        for (int kx = kernel_w - 1; kx >= 0; --kx) {
+            const int ox = pool_window_of_tap(ix, kx, pad_left, stride_w, 1, OW);
+            if (ox < 0) continue;
+            const int cols = avg_pool_extent(ox, W, kernel_w, stride_w, pad_left, pad_right, count_include_pad);
+            sum += dy[base + oy * OW + ox] / (float)(rows * cols);
+        }
+    }
+    dx[i] = sum;
+}
+
+// ============================================================================================
+// Local response normalization across channels, one work-item per element (b, c, p) of
+// [N, C, plane]: D(c) = k + alpha / size * sum of x(c')^2 over c' in [c - (size-1)/2, c + size/2]
+// clipped to [0, C); y(c) = x(c) D(c)^-beta. Backward:
+//   dx(j) = g(j) D(j)^-beta - (2 alpha beta / size) x(j) sum over c with j in window(c), i.e.
+//   c in [j - size/2, j + (size-1)/2], of g(c) x(c) D(c)^(-beta-1).
+// `x` and `g` point at channel 0 of the element's image and position; channels are `plane` apart.
+inline float lrn_denominator(__global const float* x, const int c, const int C, const int plane,
+                             const int size, const float alpha, const float k) {
+    float sum = 0.0f;
+    for (int cc = max(0, c - (size - 1) / 2); cc <= min(C - 1, c + size / 2); ++cc) sum += x[cc * plane] * x[cc * plane];
+    return k + alpha / (float)size * sum;
+}
+
+__kernel void local_response_norm_fwd(__global const float* in, __global float* out, const int C, const int plane,
+                                      const int size, const float alpha, const float beta, const float k, const int n) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const int c = (i / plane) % C;
+    __global const float* x = in + i - c * plane;
+    out[i] = in[i] * pow(lrn_denominator(x, c, C, plane, size, alpha, k), -beta);
+}
+
+__kernel void local_response_norm_bwd(__global const float* in, __global const float* dy, __global float* dx,
+                                      const int C, const int plane, const int size, const float alpha,
+                                      const float beta, const float k, const int n) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const int j = (i / plane) % C;
+    __global const float* x = in + i - j * plane;
+    __global const float* g = dy + i - j * plane;
+    float cross = 0.0f;
+    for (int c = max(0, j - size / 2); c <= min(C - 1, j + (size - 1) / 2); ++c) {
+        cross += g[c * plane] * x[c * plane] * pow(lrn_denominator(x, c, C, plane, size, alpha, k), -beta - 1.0f);
+    }
+    dx[i] = dy[i] * pow(lrn_denominator(x, j, C, plane, size, alpha, k), -beta)
+          - 2.0f * alpha * beta / (float)size * in[i] * cross;
+}
+
+// Inference batch norm over [N, C, plane], statistics fixed:
+//   y = scale[c] (x - mean[c]) / sqrt(variance[c] + eps) + shift[c]; dx = dy scale[c] / sqrt(variance[c] + eps);
+//   dscale[c] = sum over n, p of dy (x - mean[c]) / sqrt(variance[c] + eps) (work-group c); dshift is channel_sum(dy).
+__kernel void batch_norm_fwd(__global const float* in, __global const float* scale, __global const float* shift,
+                             __global const float* mean, __global const float* variance, __global float* out,
+                             const float eps, const int C, const int plane, const int n) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const int c = (i / plane) % C;
+    out[i] = scale[c] * (in[i] - mean[c]) / sqrt(variance[c] + eps) + shift[c];
+}
+
+__kernel void batch_norm_bwd_data(__global const float* dy, __global const float* scale, __global const float* variance,
+                                  __global float* dx, const float eps, const int C, const int plane, const int n) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const int c = (i / plane) % C;
+    dx[i] = dy[i] * scale[c] / sqrt(variance[c] + eps);
+}
+
+__kernel void batch_norm_bwd_scale(__global const float* in, __global const float* dy, __global const float* mean,
+                                   __global const float* variance, __global float* scale_grad, const float eps,
+                                   const int N, const int C, const int plane, __local float* scratch) {
+    const int c = get_group_id(0);
+    float partial = 0.0f;
+    for (int j = get_local_id(0); j < N * plane; j += get_local_size(0)) {
+        const int e = channel_element(c, j, C, plane);
+        partial += dy[e] * (in[e] - mean[c]);
+    }
+    const float total = work_group_reduce(scratch, partial, REDUCE_SUM);
+    if (get_local_id(0) == 0) scale_grad[c] = total / sqrt(variance[c] + eps);
+}
+
+// ============================================================================================
+// Classifier heads over [N, K] rows: work-group n handles row n, its work-items striding over k.
+// log-sum-exp is m + log sum exp(x - m) with m the row maximum (stable).
+inline float row_log_sum_exp(__global const float* row, const int K, __local float* scratch) {
+    float partial = -INFINITY;
+    for (int k = get_local_id(0); k < K; k += get_local_size(0)) partial = fmax(partial, row[k]);
+    const float m = work_group_reduce(scratch, partial, REDUCE_MAX);
+    partial = 0.0f;
+    for (int k = get_local_id(0); k < K; k += get_local_size(0)) partial += exp(row[k] - m);
+    return m + log(work_group_reduce(scratch, partial, REDUCE_SUM));
+}
+
+// Softmax exp(x - lse) or log-softmax x - lse.
+__kernel void softmax_fwd(__global const float* in, __global float* out, const int K, const int log_softmax,
+                          __local float* scratch) {
+    const int row = get_group_id(0) * K;
+    const float lse = row_log_sum_exp(in + row, K, scratch);
+    for (int k = get_local_id(0); k < K; k += get_local_size(0)) {
+        out[row + k] = log_softmax ? in[row + k] - lse : exp(in[row + k] - lse);
+    }
+}
+
+// From the forward output y: softmax dx = y (dy - sum dy y); log-softmax dx = dy - exp(y) sum dy.
+__kernel void softmax_bwd(__global const float* y, __global const float* dy, __global float* dx, const int K,
+                          const int log_softmax, __local float* scratch) {
+    const int row = get_group_id(0) * K;
+    float partial = 0.0f;
+    for (int k = get_local_id(0); k < K; k += get_local_size(0)) partial += log_softmax ? dy[row + k] : dy[row + k] * y[row + k];
+    const float total = work_group_reduce(scratch, partial, REDUCE_SUM);
+    for (int k = get_local_id(0); k < K; k += get_local_size(0)) {
+        dx[row + k] = log_softmax ? dy[row + k] - exp(y[row + k]) * total : y[row + k] * (dy[row + k] - total);
+    }
+}
+
+// losses[n] = lse(row n) - logits[n, labels[n]]; NaN for a label outside [0, K).
+__kernel void cross_entropy_fwd(__global const float* logits, __global const int* labels, __global float* losses,
+                                const int K, __local float* scratch) {
+    const int n = get_group_id(0);
+    const float lse = row_log_sum_exp(logits + n * K, K, scratch);
+    const int label = labels[n];
+    if (get_local_id(0) == 0) losses[n] = (label >= 0 && label < K) ? lse - logits[n * K + label] : NAN;
+}
+
+// dx[n, k] = loss_grad[n] (exp(logits[n, k] - lse) - [k == labels[n]]).
+__kernel void cross_entropy_bwd(__global const float* logits, __global const int* labels, __global const float* loss_grad,
+                                __global float* dx, const int K, __local float* scratch) {
+    const int n = get_group_id(0);
+    const float lse = row_log_sum_exp(logits + n * K, K, scratch);
+    for (int k = get_local_id(0); k < K; k += get_local_size(0)) {
+        dx[n * K + k] = loss_grad[n] * (exp(logits[n * K + k] - lse) - (k == labels[n] ? 1.0f : 0.0f));
+    }
+}
+
+// ============================================================================================
+// Bilinear resize of [N*C] planes H x W -> OH x OW. Along one axis, output dst samples
+//   src = dst (in-1)/(out-1) (align corners; 0 when out == 1), or max(0, (dst + 0.5) in/out - 0.5),
+// each computed as one exact-integer ratio; i0 = floor(src), i1 = min(i0 + 1, in - 1), lambda = src - i0,
+// weights (1 - lambda) on i0 and lambda on i1. Forward: one work-item per output pixel. Backward:
+// one per input pixel, over the outputs that can touch it (bilinear_touching_range, conservative),
+// adding the exact forward weights.
+typedef struct { int i0, i1; float lambda; } BilinearSample;
+
+inline BilinearSample bilinear_sample(const int dst, const int in_len, const int out_len, const int align_corners) {
+    float src;
+    if (align_corners) {
+        src = out_len == 1 ? 0.0f : (float)(dst * (in_len - 1)) / (float)(out_len - 1);
+    } else {
+        const int numerator = (2 * dst + 1) * in_len - out_len;
+        src = numerator <= 0 ? 0.0f : (float)numerator / (float)(2 * out_len);
+    }
+    BilinearSample s;
+    s.i0 = min((int)floor(src), in_len - 1);
+    s.i1 = min(s.i0 + 1, in_len - 1);
+    s.lambda = src - (float)s.i0;
+    return s;
+}
+
+// The weight output sample s gives input i.
+inline float bilinear_weight(const BilinearSample s, const int i) {
+    return (s.i0 == i ? 1.0f - s.lambda : 0.0f) + (s.i1 == i ? s.lambda : 0.0f);
+}
+
+// Outputs [lo, hi] that may touch input i: those with src in [i - 1, i + 1) (src grows with dst),
+// widened by one on each side against rounding.
+inline int2 bilinear_touching_range(const int i, const int in_len, const int out_len, const int align_corners) {
+    float lo, hi;
+    if (align_corners) {
+        if (in_len == 1 || out_len == 1) return (int2)(0, out_len - 1);
+        const float r = (float)(out_len - 1) / (float)(in_len - 1);
+        lo = (float)(i - 1) * r;
+        hi = (float)(i + 1) * r;
+    } else {
+        const float r = (float)out_len / (float)in_len;
+        lo = ((float)i - 0.5f) * r - 0.5f;
+        hi = ((float)i + 1.5f) * r - 0.5f;
+    }
+    return (int2)(max(0, (int)floor(lo) - 1), min(out_len - 1, (int)ceil(hi) + 1));
+}
+
+__kernel void resize_bilinear_fwd(__global const float* in, __global float* out, const int H, const int W,
+                                  const int OH, const int OW, const int align_corners, const int n) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const int plane = i / (OH * OW), o = i - plane * OH * OW;
+    const BilinearSample sy = bilinear_sample(o / OW, H, OH, align_corners);
+    const BilinearSample sx = bilinear_sample(o - (o / OW) * OW, W, OW, align_corners);
+    __global const float* x = in + plane * H * W;
+    out[i] = (1.0f - sy.lambda) * ((1.0f - sx.lambda) * x[sy.i0 * W + sx.i0] + sx.lambda * x[sy.i0 * W + sx.i1])
+           + sy.lambda * ((1.0f - sx.lambda) * x[sy.i1 * W + sx.i0] + sx.lambda * x[sy.i1 * W + sx.i1]);
+}
+
+__kernel void resize_bilinear_bwd(__global const float* dy, __global float* dx, const int H, const int W,
+                                  const int OH, const int OW, const int align_corners, const int n) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const int plane = i / (H * W), p = i - plane * H * W;
+    const int iy = p / W, ix = p - (p / W) * W;
+    const int2 rows = bilinear_touching_range(iy, H, OH, align_corners);
+    const int2 cols = bilinear_touching_range(ix, W, OW, align_corners);
+    __global const float* g = dy + plane * OH * OW;
+    float sum = 0.0f;
+    for (int oy = rows.x; oy <= rows.y; ++oy) {
+        const float wy = bilinear_weight(bilinear_sample(oy, H, OH, align_corners), iy);
+        if (wy == 0.0f) continue;
+        for (int ox = cols.x; ox <= cols.y; ++ox) {
+            sum += wy * bilinear_weight(bilinear_sample(ox, W, OW, align_corners), ix) * g[oy * OW + ox];
+        }
+    }
+    dx[i] = sum;
+}
+
+// ============================================================================================
+// Per-image regularizers over [N, C, H, W]; forward: work-group n reduces image n to out[n];
+// backward: one work-item per element. Total variation term at (c, y, x): s = dx^2 + dy^2 with
+// dx = x[y, x+1] - x[y, x], dy = x[y+1, x] - x[y, x] (0 past the right / bottom border), value
+// s^(beta/2); its gradient coefficient beta s^(beta/2 - 1) (0 where s = 0) goes with +dx to the right
+// neighbour, +dy to the lower one and -(dx + dy) to the pixel itself.
+inline float2 tv_differences(__global const float* plane, const int y, const int x, const int H, const int W) {
+    const float here = plane[y * W + x];
+    return (float2)(x + 1 < W ? plane[y * W + x + 1] - here : 0.0f, y + 1 < H ? plane[(y + 1) * W + x] - here : 0.0f);
+}
+
+inline float tv_coefficient(const float2 d, const float beta) {
+    const float s = d.x * d.x + d.y * d.y;
+    return s > 0.0f ? beta * pow(s, 0.5f * beta - 1.0f) : 0.0f;
+}
+
+__kernel void total_variation_fwd(__global const float* in, __global float* out, const int C, const int H, const int W,
+                                  const float beta, __local float* scratch) {
+    const int b = get_group_id(0);
+    float partial = 0.0f;
+    for (int j = get_local_id(0); j < C * H * W; j += get_local_size(0)) {
+        const int c = j / (H * W), r = j - c * H * W;
+        const float2 d = tv_differences(in + (b * C + c) * H * W, r / W, r - (r / W) * W, H, W);
+        partial += pow(d.x * d.x + d.y * d.y, 0.5f * beta);
+    }
+    const float total = work_group_reduce(scratch, partial, REDUCE_SUM);
+    if (get_local_id(0) == 0) out[b] = total;
+}
+
+__kernel void total_variation_bwd(__global const float* in, __global const float* dy, __global float* dx,
+                                  const int C, const int H, const int W, const float beta, const int n) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const int plane = i / (H * W), r = i - plane * H * W;
+    const int y = r / W, x = r - (r / W) * W;
+    __global const float* p = in + plane * H * W;
+    const float2 own = tv_differences(p, y, x, H, W);
+    float sum = -tv_coefficient(own, beta) * (own.x + own.y);
+    if (x > 0) {
+        const float2 left = tv_differences(p, y, x - 1, H, W);
+        sum += tv_coefficient(left, beta) * left.x;
+    }
+    if (y > 0) {
+        const float2 up = tv_differences(p, y - 1, x, H, W);
+        sum += tv_coefficient(up, beta) * up.y;
+    }
+    dx[i] = dy[plane / C] * sum;
+}
+
+// Lp norm: out[b] = sum |x|^p over image b; dx = g[b] p |x|^(p-1) sign(x), 0 at x = 0.
+__kernel void lp_norm_fwd(__global const float* in, __global float* out, const int per_image, const float p,
+                          __local float* scratch) {
+    const int b = get_group_id(0);
+    float partial = 0.0f;
+    for (int j = get_local_id(0); j < per_image; j += get_local_size(0)) partial += pow(fabs(in[b * per_image + j]), p);
+    const float total = work_group_reduce(scratch, partial, REDUCE_SUM);
+    if (get_local_id(0) == 0) out[b] = total;
+}
+
+__kernel void lp_norm_bwd(__global const float* in, __global const float* dy, __global float* dx, const int per_image,
+                          const float p, const int n) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const float x = in[i];
+    dx[i] = x == 0.0f ? 0.0f : dy[i / per_image] * p * pow(fabs(x), p - 1.0f) * sign(x);
+}
+
+// ============================================================================================
+// Gaussian blur of [N*C] planes H x W, one 1-D pass per launch, one work-item per element:
+//   out[e] = (sum over taps t in [-radius, radius] inside the line of k(t) in[e + t along conv_axis]) / Z(e along norm_axis)
+// with k(t) = exp(-t^2 / (2 sigma^2)) and Z the sum of k(t) over the taps inside the line (axis
+// BLUR_NONE: no convolution / no normalization). The kernel is symmetric, so the adjoint of a
+// normalized pass (convolve, then divide by Z) is: divide by Z, then convolve.
+//   forward : (H, H) then (V, V)            -- horizontal pass, then vertical
+//   backward: (NONE, V), (V, H), (H, NONE)  -- vertical adjoint, then horizontal adjoint
+#define BLUR_NONE 0
+#define BLUR_HORIZONTAL 1
+#define BLUR_VERTICAL 2
+
+inline float blur_tap(const int t, const float inv_two_sigma_sq) {
+    return exp(-(float)(t * t) * inv_two_sigma_sq);
+}
+
+inline float blur_normalizer(const int at, const int length, const int radius, const float inv_two_sigma_sq) {
+    float z = 0.0f;
+    for (int t = max(-radius, -at); t <= min(radius, length - 1 - at); ++t) z += blur_tap(t, inv_two_sigma_sq);
+    return z;
+}
+
+__kernel void gaussian_blur_pass(__global const float* in, __global float* out, const int H, const int W,
+                                 const int radius, const float inv_two_sigma_sq, const int conv_axis, const int norm_axis,
+                                 const int n) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const int r = i % (H * W);
+    const int y = r / W, x = r - (r / W) * W;
+    float v = in[i];
+    if (conv_axis != BLUR_NONE) {
+        const int at = conv_axis == BLUR_HORIZONTAL ? x : y;
+        const int length = conv_axis == BLUR_HORIZONTAL ? W : H;
+        const int step = conv_axis == BLUR_HORIZONTAL ? 1 : W;
+        v = 0.0f;
+        for (int t = max(-radius, -at); t <= min(radius, length - 1 - at); ++t) v += blur_tap(t, inv_two_sigma_sq) * in[i + t * step];
+    }
+    if (norm_axis != BLUR_NONE) {
+        v /= norm_axis == BLUR_HORIZONTAL ? blur_normalizer(x, W, radius, inv_two_sigma_sq)
+                                          : blur_normalizer(y, H, radius, inv_two_sigma_sq);
+    }
+    out[i] = v;
+}
+
+// ============================================================================================
+// Optimizer steps, in place, one work-item per parameter element (formulas in Ops.swift).
+__kernel void sgd_momentum_step(__global float* param, __global const float* grad, __global float* velocity,
+                                const float lr, const float momentum, const float weight_decay, const int n) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const float v = momentum * velocity[i] + (grad[i] + weight_decay * param[i]);
+    velocity[i] = v;
+    param[i] -= lr * v;
+}
+
+// correction1 = 1 - beta1^t, correction2 = 1 - beta2^t (computed on the host in double).
+__kernel void adam_step(__global float* param, __global const float* grad, __global float* m1, __global float* m2,
+                        const float lr, const float beta1, const float beta2, const float eps, const float weight_decay,
+                        const float correction1, const float correction2, const int n) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const float g = grad[i] + weight_decay * param[i];
+    const float m = beta1 * m1[i] + (1.0f - beta1) * g;
+    const float v = beta2 * m2[i] + (1.0f - beta2) * g * g;
+    m1[i] = m;
+    m2[i] = v;
+    param[i] -= lr * (m / correction1) / (sqrt(v / correction2) + eps);
+}

@@ -154,6 +154,11 @@ public final class OpenCLBackend: Backend {
     /// Enqueues `name` over `global` work-items. With a `local` size, each global dimension is
     /// rounded up to a multiple of it, so kernels guard their own bounds.
     func launch(_ name: String, global: [Int], local: [Int]? = nil, _ args: KernelArg...) throws {
+        try launch(name, global: global, local: local, arguments: args)
+    }
+
+    /// `launch` with the arguments as an array, for callers that assemble them (shared geometry).
+    func launch(_ name: String, global: [Int], local: [Int]? = nil, arguments args: [KernelArg]) throws {
         guard global.allSatisfy({ $0 > 0 }) else { return }
         let k = try kernel(name)
         for (i, arg) in args.enumerated() {

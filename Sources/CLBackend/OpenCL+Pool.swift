@@ -1,0 +1,43 @@
+// Max and average pooling. Forward kernels run one work-item per output element; backward kernels
+// one per input element, gathering from the windows that cover it (no scatter, no atomics).
+
+extension OpenCLBackend {
+    /// The `POOL_GEOMETRY` arguments of Kernels.cl, in order, for pooling `input` to `output`.
+    private func poolGeometry(_ w: Window2D, input: Shape, output: Shape) -> [KernelArg] {
+        [input[2], input[3], output[2], output[3], w.kernelH, w.kernelW, w.strideH, w.strideW,
+         w.dilationH, w.dilationW, w.padTop, w.padLeft, w.padBottom, w.padRight].map { .int($0) }
+    }
+
+    public func maxPool2dForward(_ op: MaxPool2D, input: Tensor, output: Tensor, switches: Tensor) throws {
+        try launchElementwise("max_pool2d_fwd", count: output.count,
+                              [.tensor(input), .tensor(output), .tensor(switches)]
+                                + poolGeometry(op.window, input: input.shape, output: output.shape))
+    }
+
+    public func maxPool2dBackward(_ op: MaxPool2D, outputGrad: Tensor, switches: Tensor, inputGrad: Tensor) throws {
+        try launchElementwise("max_pool2d_bwd", count: inputGrad.count,
+                              [.tensor(outputGrad), .tensor(switches), .tensor(inputGrad)]
+                                + poolGeometry(op.window, input: inputGrad.shape, output: outputGrad.shape))
+    }
+
+    public func gatherSwitches(_ op: MaxPool2D, input: Tensor, switches: Tensor, output: Tensor) throws {
+        let (_, _, h, w) = try input.shape.nchw(for: "gatherSwitches")
+        let (_, _, oh, ow) = try switches.shape.nchw(for: "gatherSwitches")
+        try launchElementwise("gather_switches", count: output.count,
+                              [.tensor(input), .tensor(switches), .tensor(output), .int(h * w), .int(oh * ow)])
+    }
+
+    public func avgPool2dForward(_ op: AvgPool2D, input: Tensor, output: Tensor) throws {
+        try launchElementwise("avg_pool2d_fwd", count: output.count,
+                              [.tensor(input), .tensor(output)]
+                                + poolGeometry(op.window, input: input.shape, output: output.shape)
+                                + [.int(op.countIncludePad ? 1 : 0)])
+    }
+
+    public func avgPool2dBackward(_ op: AvgPool2D, outputGrad: Tensor, inputGrad: Tensor) throws {
+        try launchElementwise("avg_pool2d_bwd", count: inputGrad.count,
+                              [.tensor(outputGrad), .tensor(inputGrad)]
+                                + poolGeometry(op.window, input: inputGrad.shape, output: outputGrad.shape)
+                                + [.int(op.countIncludePad ? 1 : 0)])
+    }
+}
