@@ -4,6 +4,11 @@ import Foundation
 // Every raw `cl*` call Loupe makes goes through this file, each behind a throwing wrapper that
 // names the call in its `CLError`.
 
+/// A NUL-terminated C string buffer as a Swift string.
+func string(_ bytes: [CChar]) -> String {
+    String(decoding: bytes.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
 @inline(__always) func check(_ status: cl_int, _ call: @autoclosure () -> String) throws {
     if status != CL_SUCCESS { throw CLError(status: status, call: call()) }
 }
@@ -37,7 +42,7 @@ enum CL {
         try check(clGetPlatformInfo(p, cl_platform_info(param), 0, nil, &size), "clGetPlatformInfo")
         var bytes = [CChar](repeating: 0, count: size + 1)
         try check(clGetPlatformInfo(p, cl_platform_info(param), size, &bytes, nil), "clGetPlatformInfo")
-        return String(cString: bytes).trimmingCharacters(in: .whitespaces)
+        return string(bytes).trimmingCharacters(in: .whitespaces)
     }
 
     /// A string property. The corresponding C function is `clGetDeviceInfo`.
@@ -46,7 +51,7 @@ enum CL {
         try check(clGetDeviceInfo(d, cl_device_info(param), 0, nil, &size), "clGetDeviceInfo")
         var bytes = [CChar](repeating: 0, count: size + 1)
         try check(clGetDeviceInfo(d, cl_device_info(param), size, &bytes, nil), "clGetDeviceInfo")
-        return String(cString: bytes).trimmingCharacters(in: .whitespaces)
+        return string(bytes).trimmingCharacters(in: .whitespaces)
     }
 
     /// A fixed-size property (`cl_ulong`, `cl_uint`, `size_t`, enums). The corresponding C function is `clGetDeviceInfo`.
@@ -81,11 +86,12 @@ enum CL {
         return mem!
     }
 
-    static func release(_ mem: cl_mem) { clReleaseMemObject(mem) }
-    static func release(_ k: cl_kernel) { clReleaseKernel(k) }
-    static func release(_ p: cl_program) { clReleaseProgram(p) }
-    static func release(_ q: cl_command_queue) { clReleaseCommandQueue(q) }
-    static func release(_ c: cl_context) { clReleaseContext(c) }
+    // cl_mem, cl_kernel, ... all import as OpaquePointer, so each release has its own name.
+    static func releaseBuffer(_ mem: cl_mem) { clReleaseMemObject(mem) }
+    static func releaseKernel(_ k: cl_kernel) { clReleaseKernel(k) }
+    static func releaseProgram(_ p: cl_program) { clReleaseProgram(p) }
+    static func releaseQueue(_ q: cl_command_queue) { clReleaseCommandQueue(q) }
+    static func releaseContext(_ c: cl_context) { clReleaseContext(c) }
 
     /// Blocking write. The corresponding C function is `clEnqueueWriteBuffer`.
     static func write(_ q: cl_command_queue, _ mem: cl_mem, _ ptr: UnsafeRawPointer, bytes: Int) throws {
@@ -141,7 +147,7 @@ enum CL {
         try check(clGetProgramBuildInfo(program, device, cl_program_build_info(CL_PROGRAM_BUILD_LOG), 0, nil, &size), "clGetProgramBuildInfo")
         var bytes = [CChar](repeating: 0, count: size + 1)
         try check(clGetProgramBuildInfo(program, device, cl_program_build_info(CL_PROGRAM_BUILD_LOG), size, &bytes, nil), "clGetProgramBuildInfo")
-        return String(cString: bytes)
+        return string(bytes)
     }
 
     /// The device binary of a built single-device program. The corresponding C function is `clGetProgramInfo`.

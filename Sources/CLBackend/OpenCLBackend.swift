@@ -6,7 +6,7 @@ final class CLStorage: TensorStorage {
     let mem: cl_mem
     let byteCount: Int
     init(mem: cl_mem, byteCount: Int) { self.mem = mem; self.byteCount = byteCount }
-    deinit { CL.release(mem) }
+    deinit { CL.releaseBuffer(mem) }
 }
 
 /// An argument to a kernel launch, in the kernel's parameter order.
@@ -50,7 +50,7 @@ public final class OpenCLBackend: Backend {
         do {
             queue = try CL.createQueue(context, entry.device)
         } catch {
-            CL.release(context)
+            CL.releaseContext(context)
             throw error
         }
         let tiling = tiling ?? ConvTiling.choose(for: profile)
@@ -70,8 +70,8 @@ public final class OpenCLBackend: Backend {
                 if let binary = try? CL.programBinary(built!) { cache.store(key: key, binary: binary) }
             }
         } catch {
-            CL.release(queue)
-            CL.release(context)
+            CL.releaseQueue(queue)
+            CL.releaseContext(context)
             throw error
         }
         program = built!
@@ -83,10 +83,10 @@ public final class OpenCLBackend: Backend {
     }
 
     deinit {
-        for k in kernels.values { CL.release(k) }
-        CL.release(program)
-        CL.release(queue)
-        CL.release(context)
+        for k in kernels.values { CL.releaseKernel(k) }
+        CL.releaseProgram(program)
+        CL.releaseQueue(queue)
+        CL.releaseContext(context)
     }
 
     // MARK: Memory
@@ -157,8 +157,7 @@ public final class OpenCLBackend: Backend {
         try launch(name, global: global, local: local, arguments: args)
     }
 
-    /// `launch` with the arguments as an array, for callers that assemble them (shared geometry).
-    func launch(_ name: String, global: [Int], local: [Int]? = nil, arguments args: [KernelArg]) throws {
+    func launch(_ name: String, global: [Int], local: [Int]?, arguments args: [KernelArg]) throws {
         guard global.allSatisfy({ $0 > 0 }) else { return }
         let k = try kernel(name)
         for (i, arg) in args.enumerated() {

@@ -2,21 +2,6 @@ import CLBackend
 import Foundation
 import XCTest
 
-/// `||a - b|| / ||b||` in Float64; 0 when both are zero. Any NaN (e.g. a poisoned element the
-/// kernel never wrote) makes it NaN, which fails every bound.
-func relativeError(_ a: [Float], _ b: [Float]) -> Double {
-    precondition(a.count == b.count, "relativeError: \(a.count) vs \(b.count) elements")
-    var num = 0.0, den = 0.0
-    for (x, y) in zip(a, b) {
-        let d = Double(x) - Double(y)
-        num += d * d
-        den += Double(y) * Double(y)
-    }
-    if num.isNaN || den.isNaN { return .nan }
-    if den == 0 { return num == 0 ? 0 : .infinity }
-    return (num / den).squareRoot()
-}
-
 /// The one tolerance check for all conformance tests: asserts `relativeError(actual, expected) <= bound`,
 /// records the row in the conformance table, and names the op, direction and shape on failure.
 func assertConforms(_ actual: [Float], _ expected: [Float], op: String, direction: String, shape: String,
@@ -54,6 +39,7 @@ final class Backends {
             throw XCTSkip("no OpenCL device on this machine")
         }
         opencl = try OpenCLBackend(device: entry, tiling: tiling)
+        ConformanceTable.shared.noteDevice(opencl.name)
         reference.poisonsNewTensors = true
         opencl.poisonsNewTensors = true
     }

@@ -1,0 +1,139 @@
+import CLBackend
+import XCTest
+
+/// Convolution kernels (forward, backward-data, backward-filter, bias gradient), transposed
+/// convolution and linear layers, OpenCL against the reference, under both tile sets.
+final class ConvConformanceTests: XCTestCase {
+    struct ConvCase {
+        var name: String
+        var input: Shape
+        var outChannels: Int
+        var op: Conv2D
+        var bias = true
+    }
+
+    static let convCases: [ConvCase] = [
+        ConvCase(name: "3x3 pad 1, batch 3", input: [3, 5, 11, 9], outChannels: 7, op: Conv2D(window: Window2D(kernel: 3, padding: 1))),
+        ConvCase(name: "3x2 stride 2, asymmetric pad", input: [2, 4, 13, 10], outChannels: 9,
+                 op: Conv2D(window: Window2D(kernel: (3, 2), stride: (2, 2), padding: (0, 1, 1, 2)))),
+        ConvCase(name: "3x3 dilation 2, pad 2", input: [1, 6, 12, 12], outChannels: 10, op: Conv2D(window: Window2D(kernel: 3, padding: 2, dilation: 2))),
+        ConvCase(name: "groups 3", input: [2, 6, 8, 7], outChannels: 9, op: Conv2D(window: Window2D(kernel: 3, padding: 1), groups: 3), bias: false),
+        ConvCase(name: "depthwise stride 2", input: [3, 8, 9, 11], outChannels: 8, op: Conv2D(window: Window2D(kernel: 3, stride: 2, padding: 1), groups: 8)),
+        ConvCase(name: "1x1", input: [2, 16, 7, 5], outChannels: 20, op: Conv2D(window: Window2D(kernel: 1))),
+        ConvCase(name: "9x9 (81 taps), pad 4", input: [1, 3, 10, 12], outChannels: 5, op: Conv2D(window: Window2D(kernel: 9, padding: 4))),
+        ConvCase(name: "stride 3 x 1, dilation (2, 3), pad (2, 0, 1, 3)", input: [2, 3, 15, 14], outChannels: 4,
+                 op: Conv2D(window: Window2D(kernel: (3, 3), stride: (3, 1), dilation: (2, 3), padding: (2, 0, 1, 3)))),
+    ]
+
+    func runConvCases(tiling: ConvTiling?, label: String) throws {
+        let b = try Backends(tiling: tiling)
+        for k in Self.convCases {
+            let wShape: Shape = [k.outChannels, k.input[1] / k.op.groups, k.op.window.kernelH, k.op.window.kernelW]
+            let x = try b.random(k.input), w = try b.random(wShape), bias = try b.random([k.outChannels])
+            let yShape = try k.op.outputShape(input: k.input, weight: wShape)
+            let dy = try b.random(yShape)
+            let shape = "\(k.name): \(k.input) * \(wShape) -> \(yShape)\(label)"
+            try b.compare(op: "conv2d", direction: "forward", shape: shape) { be, cl in
+                try be.conv2d(cl ? x.cl : x.ref, weight: cl ? w.cl : w.ref, bias: k.bias ? (cl ? bias.cl : bias.ref) : nil, k.op)
+            }
+            try b.compare(op: "conv2d", direction: "backward-data", shape: shape) { be, cl in
+                try be.conv2dBackwardData(cl ? dy.cl : dy.ref, weight: cl ? w.cl : w.ref, inputShape: k.input, k.op)
+            }
+            try b.compare(op: "conv2d", direction: "backward-filter", shape: shape) { be, cl in
+                try be.conv2dBackwardFilter(cl ? x.cl : x.ref, outputGrad: cl ? dy.cl : dy.ref, weightShape: wShape, k.op)
+            }
+            if k.bias {
+                try b.compare(op: "conv2d", direction: "backward-bias", shape: shape) { be, cl in try be.biasGradient(cl ? dy.cl : dy.ref) }
+            }
+        }
+    }
+
+    func testConvolutionWithDeviceTiling() throws { try runConvCases(tiling: nil, label: "") }
+
+    /// The GPU tile set (weights staged in local memory, 16x4 work-groups) runs on any device;
+    /// on PoCL its speed means nothing but its results must be just as right.
+    func testConvolutionWithGPUTiling() throws { try runConvCases(tiling: .gpu, label: " [gpu tiles]") }
+
+    func testConvolutionWithNarrowTiling() throws {
+        try runConvCases(tiling: ConvTiling(outputsPerItem: 3, groupWidth: 8, groupHeight: 2, stagesWeightsInLocalMemory: false), label: " [3-wide tiles]")
+    }
+
+    func testTransposedConvolution() throws {
+        let b = try Backends()
+        let cases: [(String, Shape, Int, ConvTranspose2D)] = [
+            ("4x4 stride 2 pad 1", [2, 6, 7, 5], 4, ConvTranspose2D(window: Window2D(kernel: 4, stride: 2, padding: 1))),
+            ("3x3 stride 2 pad 1 output padding 1", [3, 4, 5, 6], 5, ConvTranspose2D(window: Window2D(kernel: 3, stride: 2, padding: 1), outputPadding: (1, 1))),
+            ("groups 2, dilation 2, asymmetric pad", [1, 4, 6, 5], 6,
+             ConvTranspose2D(window: Window2D(kernel: (3, 2), stride: (1, 2), dilation: (2, 2), padding: (1, 0, 2, 1)), groups: 2)),
+        ]
+        for (name, input, outChannels, op) in cases {
+            let wShape: Shape = [input[1], outChannels / op.groups, op.window.kernelH, op.window.kernelW]
+            let x = try b.random(input), w = try b.random(wShape), bias = try b.random([outChannels])
+            let yShape = try op.outputShape(input: input, weight: wShape)
+            let dy = try b.random(yShape)
+            let shape = "\(name): \(input) * \(wShape) -> \(yShape)"
+            try b.compare(op: "convTranspose2d", direction: "forward", shape: shape) { be, cl in
+                try be.convTranspose2d(cl ? x.cl : x.ref, weight: cl ? w.cl : w.ref, bias: cl ? bias.cl : bias.ref, op)
+            }
+            try b.compare(op: "convTranspose2d", direction: "backward-data", shape: shape) { be, cl in
+                try be.convTranspose2dBackwardData(cl ? dy.cl : dy.ref, weight: cl ? w.cl : w.ref, inputShape: input, op)
+            }
+            try b.compare(op: "convTranspose2d", direction: "backward-filter", shape: shape) { be, cl in
+                try be.convTranspose2dBackwardFilter(cl ? x.cl : x.ref, outputGrad: cl ? dy.cl : dy.ref, weightShape: wShape, op)
+            }
+            try b.compare(op: "convTranspose2d", direction: "backward-bias", shape: shape) { be, cl in try be.biasGradient(cl ? dy.cl : dy.ref) }
+        }
+    }
+
+    func testLinear() throws {
+        let b = try Backends()
+        for (n, i, o) in [(3, 37, 11), (1, 64, 10), (5, 9, 130)] {
+            let x = try b.random([n, i]), w = try b.random([o, i]), bias = try b.random([o]), dy = try b.random([n, o])
+            let shape = "[\(n), \(i)] -> [\(n), \(o)]"
+            try b.compare(op: "linear", direction: "forward", shape: shape) { be, cl in
+                try be.linear(cl ? x.cl : x.ref, weight: cl ? w.cl : w.ref, bias: cl ? bias.cl : bias.ref)
+            }
+            try b.compare(op: "linear", direction: "backward-data", shape: shape) { be, cl in
+                try be.linearBackwardData(cl ? dy.cl : dy.ref, weight: cl ? w.cl : w.ref)
+            }
+            try b.compare(op: "linear", direction: "backward-weight", shape: shape) { be, cl in
+                try be.linearBackwardWeight(cl ? x.cl : x.ref, outputGrad: cl ? dy.cl : dy.ref)
+            }
+            try b.compare(op: "linear", direction: "backward-bias", shape: shape) { be, cl in try be.biasGradient(cl ? dy.cl : dy.ref) }
+        }
+    }
+
+    /// The transposed convolution is the adjoint of the convolution: <conv(x), y> = <x, convT(y)>
+    /// for the same weights, a closed-form identity independent of either implementation.
+    func testTransposedConvolutionIsTheAdjointOfConvolution() throws {
+        let b = try Backends()
+        let conv = Conv2D(window: Window2D(kernel: (3, 4), stride: (2, 3), dilation: (1, 2), padding: (1, 2, 0, 1)), groups: 2)
+        let input: Shape = [2, 4, 11, 13], wShape: Shape = [6, 2, 3, 4]
+        let yShape = try conv.outputShape(input: input, weight: wShape)
+        let x = randomValues(input.count), w = randomValues(wShape.count), y = randomValues(yShape.count)
+        let be = b.opencl
+        let cx = try be.read(be.conv2d(be.tensor(x, shape: input), weight: be.tensor(w, shape: wShape), conv))
+        let ty = try be.read(be.conv2dBackwardData(be.tensor(y, shape: yShape), weight: be.tensor(w, shape: wShape), inputShape: input, conv))
+        let lhs = zip(cx, y).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+        let rhs = zip(x, ty).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+        XCTAssertEqual(lhs, rhs, accuracy: 1e-4 * max(1, abs(lhs)), "conv and its transpose are not adjoint")
+    }
+
+    func testInvalidConvolutionsAreRejected() throws {
+        let be = ReferenceBackend()
+        let x = try be.full([1, 6, 8, 8], value: 1)
+        func rejects(_ what: String, _ body: () throws -> Tensor) {
+            XCTAssertThrowsError(try body(), what) { XCTAssertTrue($0 is ShapeError, "\(what): \($0)") }
+        }
+        rejects("channels not divisible by groups") { try be.conv2d(x, weight: be.full([4, 2, 3, 3], value: 1), Conv2D(window: Window2D(kernel: 3), groups: 4)) }
+        rejects("weight channels mismatch") { try be.conv2d(x, weight: be.full([4, 5, 3, 3], value: 1), Conv2D(window: Window2D(kernel: 3))) }
+        rejects("kernel larger than padded input") { try be.conv2d(x, weight: be.full([4, 6, 9, 9], value: 1), Conv2D(window: Window2D(kernel: 9))) }
+        rejects("zero stride") { try be.conv2d(x, weight: be.full([4, 6, 3, 3], value: 1), Conv2D(window: Window2D(kernel: 3, stride: 0))) }
+        rejects("wrong bias length") { try be.conv2d(x, weight: be.full([4, 6, 3, 3], value: 1), bias: be.full([5], value: 0), Conv2D(window: Window2D(kernel: 3))) }
+        rejects("rank-2 input") { try be.conv2d(be.full([6, 8], value: 1), weight: be.full([4, 6, 3, 3], value: 1), Conv2D(window: Window2D(kernel: 3))) }
+        rejects("output padding not below stride") {
+            try be.convTranspose2d(x, weight: be.full([6, 2, 3, 3], value: 1), ConvTranspose2D(window: Window2D(kernel: 3, stride: 2), outputPadding: (2, 0)))
+        }
+        rejects("linear in-features mismatch") { try be.linear(be.full([2, 5], value: 1), weight: be.full([3, 4], value: 1)) }
+    }
+}
