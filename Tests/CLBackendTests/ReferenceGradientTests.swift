@@ -433,6 +433,21 @@ final class ReferenceGradientTests: XCTestCase {
         }
     }
 
+    /// A transposed conv (conv backward-data) of an impulse stamps the kernel at the impulse's
+    /// strided position.
+    func testTransposedConvOfImpulseStampsKernel() throws {
+        let transposed = ConvTranspose2D(window: Window2D(kernel: 3, stride: 2), outputPadding: (1, 1))
+        let (inShape, weightShape): (Shape, Shape) = ([1, 1, 2, 2], [1, 1, 3, 3])
+        let outShape = try transposed.outputShape(input: inShape, weight: weightShape)
+        XCTAssertEqual(outShape, [1, 1, 6, 6])
+        let kernel = (1...9).map(Double.init)
+        let y = Reference.conv2dBackwardData(transposed.adjointConv, outputGrad: [0, 0, 1, 0], weight: kernel,
+                                             weightShape: weightShape, inputShape: outShape)
+        var expected = [Double](repeating: 0, count: 36)
+        for ky in 0..<3 { for kx in 0..<3 { expected[(2 + ky) * 6 + kx] = kernel[ky * 3 + kx] } }
+        XCTAssertEqual(y, expected)
+    }
+
     func testAvgPoolDivisors() {
         let window = Window2D(kernel: 3, stride: 2, padding: 1, ceilMode: true)
         let ones = [Double](repeating: 1, count: 16)

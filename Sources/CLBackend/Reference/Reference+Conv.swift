@@ -12,7 +12,7 @@ extension Reference {
     /// conv, where `g = o / (O/G)` and `(iy, ix)` is tap `(ky, kx)` of window `(oy, ox)`.
     static func forEachConvProduct(_ op: Conv2D, inputShape: Shape, weightShape: Shape,
                                    _ body: (_ out: Int, _ input: Int, _ weight: Int) -> Void) {
-        let (n, c, h, w) = inputShape.nchw
+        let (n, c, h, w) = inputShape.validNCHW
         let o = weightShape[0]
         let (inPerGroup, outPerGroup) = (c / op.groups, o / op.groups)
         let (oh, ow) = op.window.outputLengths(h: h, w: w)

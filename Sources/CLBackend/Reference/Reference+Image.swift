@@ -60,7 +60,7 @@ extension Reference {
     }
 
     static func tvTerms(shape: Shape) -> [TVTerm] {
-        let (n, c, h, w) = shape.nchw
+        let (n, c, h, w) = shape.validNCHW
         var terms: [TVTerm] = []
         for b in 0..<n {
             for ch in 0..<c {

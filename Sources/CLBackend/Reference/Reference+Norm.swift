@@ -5,6 +5,8 @@ extension Reference {
     // MARK: Local response normalization
 
     /// The channels summed for channel `c`: `[c - floor((size-1)/2), c + ceil((size-1)/2)]` clipped to `[0, channels)`.
+    /// This is ONNX's window; PyTorch's, `[c - floor(size/2), c + floor((size-1)/2)]`, is the same for odd `size`
+    /// and mirrored for even `size`.
     static func lrnWindow(_ c: Int, size: Int, channels: Int) -> Range<Int> {
         max(0, c - (size - 1) / 2)..<min(channels, c + size / 2 + 1)
     }
@@ -12,7 +14,7 @@ extension Reference {
     /// Calls `body(i, j)` for every element `i` and every element `j` in `i`'s channel window
     /// (same image and position), with flat NCHW indices.
     static func forEachLRNPair(_ op: LocalResponseNorm, shape: Shape, _ body: (_ i: Int, _ j: Int) -> Void) {
-        let (n, c, h, w) = shape.nchw
+        let (n, c, h, w) = shape.validNCHW
         let plane = h * w
         for b in 0..<n {
             for ch in 0..<c {
@@ -53,7 +55,7 @@ extension Reference {
     /// `y = scale[c] * (x - mean[c]) / sqrt(variance[c] + epsilon) + shift[c]`.
     public static func batchNormForward(epsilon: Double, input: [Double], shape: Shape, scale: [Double], shift: [Double],
                                         mean: [Double], variance: [Double]) -> [Double] {
-        let (_, c, h, w) = shape.nchw
+        let (_, c, h, w) = shape.validNCHW
         return input.indices.map { i in
             let ch = (i / (h * w)) % c
             return scale[ch] * (input[i] - mean[ch]) / (variance[ch] + epsilon).squareRoot() + shift[ch]
@@ -64,7 +66,7 @@ extension Reference {
     /// `dx = dy * scale / sqrt(var + eps)`, `dscale[c] = sum dy * (x - mean) / sqrt(var + eps)`, `dshift[c] = sum dy`.
     public static func batchNormBackward(epsilon: Double, input: [Double], shape: Shape, outputGrad: [Double], scale: [Double],
                                          mean: [Double], variance: [Double]) -> (input: [Double], scale: [Double], shift: [Double]) {
-        let (_, c, h, w) = shape.nchw
+        let (_, c, h, w) = shape.validNCHW
         let invStd = variance.map { 1 / ($0 + epsilon).squareRoot() }
         var inputGrad = [Double](repeating: 0, count: input.count)
         var scaleGrad = [Double](repeating: 0, count: c)

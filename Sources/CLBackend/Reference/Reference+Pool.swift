@@ -9,7 +9,7 @@ extension Reference {
     /// Each window's maximum and its position `h * W + w` in the input plane. Ties go to the first
     /// maximum in the window's row-major scan; padded positions never win (they are not scanned).
     public static func maxPool2dForward(_ op: MaxPool2D, input: [Double], inputShape: Shape) -> (output: [Double], switches: [Int32]) {
-        let (n, c, h, w) = inputShape.nchw
+        let (n, c, h, w) = inputShape.validNCHW
         let outPlane = poolOutputShape(op.window, inputShape: inputShape).count / max(n * c, 1)
         var output = [Double](repeating: -.infinity, count: n * c * outPlane)
         var switches = [Int32](repeating: -1, count: output.count)
@@ -26,7 +26,7 @@ extension Reference {
     /// `inputGrad[p] = sum of outputGrad[o] over the windows o whose switch is p`: the max-pool
     /// gradient, and max unpooling when `outputGrad` holds the pooled values.
     public static func maxPool2dBackward(outputGrad: [Double], switches: [Int32], inputShape: Shape) -> [Double] {
-        let (n, c, h, w) = inputShape.nchw
+        let (n, c, h, w) = inputShape.validNCHW
         let outPlane = switches.count / max(n * c, 1)
         var inputGrad = [Double](repeating: 0, count: inputShape.count)
         for p in 0..<(n * c) {
@@ -39,7 +39,7 @@ extension Reference {
 
     /// `output[n, c, o] = input[n, c, switches[n, c, o]]`: the adjoint of max unpooling.
     public static func gatherSwitches(input: [Double], inputShape: Shape, switches: [Int32]) -> [Double] {
-        let (n, c, h, w) = inputShape.nchw
+        let (n, c, h, w) = inputShape.validNCHW
         let outPlane = switches.count / max(n * c, 1)
         return switches.indices.map { i in input[(i / outPlane) * h * w + Int(switches[i])] }
     }

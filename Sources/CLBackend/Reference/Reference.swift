@@ -13,7 +13,7 @@ public enum Reference {}
 
 extension Shape {
     /// `(n, c, h, w)`, with a rank-2 `[N, K]` shape read as `(N, K, 1, 1)`; the rank is assumed valid.
-    var nchw: (n: Int, c: Int, h: Int, w: Int) {
+    var validNCHW: (n: Int, c: Int, h: Int, w: Int) {
         rank == 2 ? (dims[0], dims[1], 1, 1) : (dims[0], dims[1], dims[2], dims[3])
     }
 }
@@ -102,13 +102,13 @@ extension Reference {
 
     /// `output[n, c, h, w] = input[n, c, h, w] + bias[c]`.
     public static func biasAdd(_ input: [Double], shape: Shape, bias: [Double]) -> [Double] {
-        let (_, c, h, w) = shape.nchw
+        let (_, c, h, w) = shape.validNCHW
         return input.indices.map { input[$0] + bias[($0 / (h * w)) % c] }
     }
 
     /// `output[c] = sum over n, h, w of input[n, c, h, w]`: the adjoint of `biasAdd` in the bias.
     public static func channelSum(_ input: [Double], shape: Shape) -> [Double] {
-        let (_, c, h, w) = shape.nchw
+        let (_, c, h, w) = shape.validNCHW
         var sums = [Double](repeating: 0, count: c)
         for i in input.indices { sums[(i / (h * w)) % c] += input[i] }
         return sums
@@ -117,8 +117,8 @@ extension Reference {
     /// `dst[n, dstOffset + i] = src[n, srcOffset + i]` for `i < channels`; the rest of `dst` is kept.
     public static func copyChannels(from src: [Double], srcShape: Shape, srcOffset: Int,
                                     to dst: inout [Double], dstShape: Shape, dstOffset: Int, channels: Int) {
-        let (n, srcC, h, w) = srcShape.nchw
-        let dstC = dstShape.nchw.c
+        let (n, srcC, h, w) = srcShape.validNCHW
+        let dstC = dstShape.validNCHW.c
         let plane = h * w
         for b in 0..<n {
             for i in 0..<channels {
