@@ -514,23 +514,23 @@ __kernel void batch_norm_bwd_scale(__global const float* in, __global const floa
 
 // ============================================================================================
 // Classifier heads over [N, K] rows: work-group n handles row n, its work-items striding over k.
-// log-sum-exp is m + log sum exp(x - m) with m the row maximum (stable).
-inline float row_log_sum_exp(__global const float* row, const int K, __local float* scratch) {
+// Stable form: with m the row maximum and s = sum exp(x - m), softmax = exp(x - m) / s,
+// log-softmax = (x - m) - log s, and the differences x - m stay exact for large logits.
+inline float2 row_max_and_sum_exp(__global const float* row, const int K, __local float* scratch) {
     float partial = -INFINITY;
     for (int k = get_local_id(0); k < K; k += get_local_size(0)) partial = fmax(partial, row[k]);
     const float m = work_group_reduce(scratch, partial, REDUCE_MAX);
     partial = 0.0f;
     for (int k = get_local_id(0); k < K; k += get_local_size(0)) partial += exp(row[k] - m);
-    return m + log(work_group_reduce(scratch, partial, REDUCE_SUM));
+    return (float2)(m, work_group_reduce(scratch, partial, REDUCE_SUM));
 }
 
-// Softmax exp(x - lse) or log-softmax x - lse.
 __kernel void softmax_fwd(__global const float* in, __global float* out, const int K, const int log_softmax,
                           __local float* scratch) {
     const int row = get_group_id(0) * K;
-    const float lse = row_log_sum_exp(in + row, K, scratch);
+    const float2 ms = row_max_and_sum_exp(in + row, K, scratch);
     for (int k = get_local_id(0); k < K; k += get_local_size(0)) {
-        out[row + k] = log_softmax ? in[row + k] - lse : exp(in[row + k] - lse);
+        out[row + k] = log_softmax ? (in[row + k] - ms.x) - log(ms.y) : exp(in[row + k] - ms.x) / ms.y;
     }
 }
 
@@ -546,46 +546,41 @@ __kernel void softmax_bwd(__global const float* y, __global const float* dy, __g
     }
 }
 
-// losses[n] = lse(row n) - logits[n, labels[n]]; NaN for a label outside [0, K).
+// losses[n] = log s - (logits[n, labels[n]] - m) = -log softmax[labels[n]]; NaN for a label outside [0, K).
 __kernel void cross_entropy_fwd(__global const float* logits, __global const int* labels, __global float* losses,
                                 const int K, __local float* scratch) {
     const int n = get_group_id(0);
-    const float lse = row_log_sum_exp(logits + n * K, K, scratch);
+    const float2 ms = row_max_and_sum_exp(logits + n * K, K, scratch);
     const int label = labels[n];
-    if (get_local_id(0) == 0) losses[n] = (label >= 0 && label < K) ? lse - logits[n * K + label] : NAN;
+    if (get_local_id(0) == 0) losses[n] = (label >= 0 && label < K) ? log(ms.y) - (logits[n * K + label] - ms.x) : NAN;
 }
 
-// dx[n, k] = loss_grad[n] (exp(logits[n, k] - lse) - [k == labels[n]]).
+// dx[n, k] = loss_grad[n] (softmax[n, k] - [k == labels[n]]).
 __kernel void cross_entropy_bwd(__global const float* logits, __global const int* labels, __global const float* loss_grad,
                                 __global float* dx, const int K, __local float* scratch) {
     const int n = get_group_id(0);
-    const float lse = row_log_sum_exp(logits + n * K, K, scratch);
+    const float2 ms = row_max_and_sum_exp(logits + n * K, K, scratch);
     for (int k = get_local_id(0); k < K; k += get_local_size(0)) {
-        dx[n * K + k] = loss_grad[n] * (exp(logits[n * K + k] - lse) - (k == labels[n] ? 1.0f : 0.0f));
+        dx[n * K + k] = loss_grad[n] * (exp(logits[n * K + k] - ms.x) / ms.y - (k == labels[n] ? 1.0f : 0.0f));
     }
 }
 
 // ============================================================================================
 // Bilinear resize of [N*C] planes H x W -> OH x OW. Along one axis, output dst samples
 //   src = dst (in-1)/(out-1) (align corners; 0 when out == 1), or max(0, (dst + 0.5) in/out - 0.5),
-// each computed as one exact-integer ratio; i0 = floor(src), i1 = min(i0 + 1, in - 1), lambda = src - i0,
-// weights (1 - lambda) on i0 and lambda on i1. Forward: one work-item per output pixel. Backward:
-// one per input pixel, over the outputs that can touch it (bilinear_touching_range, conservative),
-// adding the exact forward weights.
+// held as an exact integer ratio numerator / denominator: i0 = floor(src), i1 = min(i0 + 1, in - 1),
+// lambda = src - i0 (one rounding), weights (1 - lambda) on i0 and lambda on i1. Forward: one
+// work-item per output pixel. Backward: one per input pixel, over the outputs that can touch it
+// (bilinear_touching_range, conservative), adding the exact forward weights.
 typedef struct { int i0, i1; float lambda; } BilinearSample;
 
 inline BilinearSample bilinear_sample(const int dst, const int in_len, const int out_len, const int align_corners) {
-    float src;
-    if (align_corners) {
-        src = out_len == 1 ? 0.0f : (float)(dst * (in_len - 1)) / (float)(out_len - 1);
-    } else {
-        const int numerator = (2 * dst + 1) * in_len - out_len;
-        src = numerator <= 0 ? 0.0f : (float)numerator / (float)(2 * out_len);
-    }
+    const int numerator = align_corners ? (out_len == 1 ? 0 : dst * (in_len - 1)) : max(0, (2 * dst + 1) * in_len - out_len);
+    const int denominator = align_corners ? max(out_len - 1, 1) : 2 * out_len;
     BilinearSample s;
-    s.i0 = min((int)floor(src), in_len - 1);
+    s.i0 = numerator / denominator;
     s.i1 = min(s.i0 + 1, in_len - 1);
-    s.lambda = src - (float)s.i0;
+    s.lambda = (float)(numerator - s.i0 * denominator) / (float)denominator;
     return s;
 }
 

@@ -26,6 +26,20 @@ func randomValues(_ count: Int, scale: Float = 1) -> [Float] {
     (0..<count).map { _ in Float.random(in: -scale...scale) }
 }
 
+/// Asserts that `body` is rejected with a `ShapeError` (an invalid shape or parameter caught by the
+/// public op API before any kernel runs).
+func assertRejects(_ what: String, file: StaticString = #filePath, line: UInt = #line, _ body: () throws -> Void) {
+    do {
+        try body()
+    } catch is ShapeError {
+        return
+    } catch {
+        XCTFail("\(what): threw \(error), expected a ShapeError", file: file, line: line)
+        return
+    }
+    XCTFail("\(what): accepted, expected a ShapeError", file: file, line: line)
+}
+
 /// Both backends for a conformance comparison, with poisoned new tensors; skips when the machine
 /// has no OpenCL device (the reference alone cannot be compared with anything).
 final class Backends {
@@ -55,6 +69,22 @@ final class Backends {
 
     func random(_ shape: Shape, scale: Float = 1) throws -> (ref: Tensor, cl: Tensor) {
         try pair(randomValues(shape.count, scale: scale), shape)
+    }
+
+    /// Runs `body` on both backends and requires identical int32 outputs (max-pool switches: an
+    /// index is right or it is a different function). Recorded with the mismatched fraction, bound 0.
+    func compareInts(op: String, direction: String, shape: String, file: StaticString = #filePath, line: UInt = #line,
+                     _ body: (Backend, Bool) throws -> Tensor) throws {
+        let expected = try reference.readInts(body(reference, false))
+        let actual = try opencl.readInts(body(opencl, true))
+        guard actual.count == expected.count else {
+            XCTFail("\(op) \(direction) \(shape): \(actual.count) elements, reference has \(expected.count)", file: file, line: line)
+            return
+        }
+        let mismatches = zip(actual, expected).filter { $0 != $1 }.count
+        ConformanceTable.shared.record(op: op, direction: direction, shape: shape,
+                                       error: Double(mismatches) / Double(max(expected.count, 1)), bound: 0)
+        XCTAssertEqual(mismatches, 0, "\(op) \(direction) \(shape): \(mismatches) of \(expected.count) indices differ", file: file, line: line)
     }
 
     /// Runs `body` on both backends and compares the float outputs.
