@@ -225,6 +225,12 @@ inline float work_group_reduce(__local float* scratch, const float partial, cons
     return result;
 }
 
+// Element i of a stack of H x W planes as (plane, y, x).
+inline int3 plane_position(const int i, const int H, const int W) {
+    const int plane = i / (H * W), r = i - plane * H * W;
+    return (int3)(plane, r / W, r - (r / W) * W);
+}
+
 // ============================================================================================
 // Elementwise and data movement: one work-item per element i < n of flat NCHW tensors; `plane`
 // is H * W (1 for [N, C] rows), so element i lies in channel (i / plane) % C.
@@ -314,8 +320,8 @@ __kernel void roll_planes(__global const float* in, __global float* out, const i
                           const int shift_h, const int shift_w, const int n) {
     const int i = get_global_id(0);
     if (i >= n) return;
-    const int plane = i / (H * W), r = i - plane * H * W;
-    const int y = r / W, x = r - (r / W) * W;
+    const int3 e = plane_position(i, H, W);
+    const int plane = e.x, y = e.y, x = e.z;
     out[i] = in[plane * H * W + ((y - shift_h + H) % H) * W + (x - shift_w + W) % W];
 }
 
@@ -351,8 +357,8 @@ __kernel void max_pool2d_fwd(__global const float* in, __global float* out, __gl
                              const int n) {
     const int i = get_global_id(0);
     if (i >= n) return;
-    const int plane = i / (OH * OW), o = i - plane * OH * OW;
-    const int oy = o / OW, ox = o - (o / OW) * OW;
+    const int3 e = plane_position(i, OH, OW);
+    const int plane = e.x, oy = e.y, ox = e.z;
     __global const float* x = in + plane * H * W;
     float best = -INFINITY;
     int arg = -1;
@@ -375,8 +381,8 @@ __kernel void max_pool2d_bwd(__global const float* dy, __global const int* switc
                              const int n) {
     const int i = get_global_id(0);
     if (i >= n) return;
-    const int plane = i / (H * W), p = i - plane * H * W;
-    const int iy = p / W, ix = p - (p / W) * W;
+    const int3 e = plane_position(i, H, W);
+    const int plane = e.x, iy = e.y, ix = e.z;
     const int base = plane * OH * OW;
     float sum = 0.0f;
     for (int ky = kernel_h - 1; ky >= 0; --ky) {
@@ -384,7 +390,7 @@ __kernel void max_pool2d_bwd(__global const float* dy, __global const int* switc
         if (oy < 0) continue;
         for (int kx = kernel_w - 1; kx >= 0; --kx) {
             const int ox = pool_window_of_tap(ix, kx, pad_left, stride_w, dilation_w, OW);
-            if (ox >= 0 && switches[base + oy * OW + ox] == p) sum += dy[base + oy * OW + ox];
+            if (ox >= 0 && switches[base + oy * OW + ox] == iy * W + ix) sum += dy[base + oy * OW + ox];
         }
     }
     dx[i] = sum;
@@ -394,15 +400,17 @@ __kernel void max_pool2d_bwd(__global const float* dy, __global const int* switc
 __kernel void gather_switches(__global const float* in, __global const int* switches, __global float* out,
                               const int in_plane, const int out_plane, const int n) {
     const int i = get_global_id(0);
-    if (i < n) out[i] = in[(i / out_plane) * in_plane + switches[i]];
+    if (i >= n) return;
+    // A window with no finite maximum (all -inf or NaN) has no switch (-1) and passes nothing back.
+    out[i] = switches[i] >= 0 ? in[(i / out_plane) * in_plane + switches[i]] : 0.0f;
 }
 
 __kernel void avg_pool2d_fwd(__global const float* in, __global float* out, POOL_GEOMETRY,
                              const int count_include_pad, const int n) {
     const int i = get_global_id(0);
     if (i >= n) return;
-    const int plane = i / (OH * OW), o = i - plane * OH * OW;
-    const int oy = o / OW, ox = o - (o / OW) * OW;
+    const int3 e = plane_position(i, OH, OW);
+    const int plane = e.x, oy = e.y, ox = e.z;
     __global const float* x = in + plane * H * W;
     float sum = 0.0f;
     for (int ky = 0; ky < kernel_h; ++ky) {
@@ -422,8 +430,8 @@ __kernel void avg_pool2d_bwd(__global const float* dy, __global float* dx, POOL_
                              const int count_include_pad, const int n) {
     const int i = get_global_id(0);
     if (i >= n) return;
-    const int plane = i / (H * W), p = i - plane * H * W;
-    const int iy = p / W, ix = p - (p / W) * W;
+    const int3 e = plane_position(i, H, W);
+    const int plane = e.x, iy = e.y, ix = e.z;
     const int base = plane * OH * OW;
     float sum = 0.0f;
     for (int ky = kernel_h - 1; ky >= 0; --ky) {
@@ -610,9 +618,10 @@ __kernel void resize_bilinear_fwd(__global const float* in, __global float* out,
                                   const int OH, const int OW, const int align_corners, const int n) {
     const int i = get_global_id(0);
     if (i >= n) return;
-    const int plane = i / (OH * OW), o = i - plane * OH * OW;
-    const BilinearSample sy = bilinear_sample(o / OW, H, OH, align_corners);
-    const BilinearSample sx = bilinear_sample(o - (o / OW) * OW, W, OW, align_corners);
+    const int3 e = plane_position(i, OH, OW);
+    const int plane = e.x;
+    const BilinearSample sy = bilinear_sample(e.y, H, OH, align_corners);
+    const BilinearSample sx = bilinear_sample(e.z, W, OW, align_corners);
     __global const float* x = in + plane * H * W;
     out[i] = (1.0f - sy.lambda) * ((1.0f - sx.lambda) * x[sy.i0 * W + sx.i0] + sx.lambda * x[sy.i0 * W + sx.i1])
            + sy.lambda * ((1.0f - sx.lambda) * x[sy.i1 * W + sx.i0] + sx.lambda * x[sy.i1 * W + sx.i1]);
@@ -622,8 +631,8 @@ __kernel void resize_bilinear_bwd(__global const float* dy, __global float* dx, 
                                   const int OH, const int OW, const int align_corners, const int n) {
     const int i = get_global_id(0);
     if (i >= n) return;
-    const int plane = i / (H * W), p = i - plane * H * W;
-    const int iy = p / W, ix = p - (p / W) * W;
+    const int3 e = plane_position(i, H, W);
+    const int plane = e.x, iy = e.y, ix = e.z;
     const int2 rows = bilinear_touching_range(iy, H, OH, align_corners);
     const int2 cols = bilinear_touching_range(ix, W, OW, align_corners);
     __global const float* g = dy + plane * OH * OW;
@@ -659,8 +668,8 @@ __kernel void total_variation_fwd(__global const float* in, __global float* out,
     const int b = get_group_id(0);
     float partial = 0.0f;
     for (int j = get_local_id(0); j < C * H * W; j += get_local_size(0)) {
-        const int c = j / (H * W), r = j - c * H * W;
-        const float2 d = tv_differences(in + (b * C + c) * H * W, r / W, r - (r / W) * W, H, W);
+        const int3 e = plane_position(j, H, W);
+        const float2 d = tv_differences(in + (b * C + e.x) * H * W, e.y, e.z, H, W);
         partial += pow(d.x * d.x + d.y * d.y, 0.5f * beta);
     }
     const float total = work_group_reduce(scratch, partial, REDUCE_SUM);
@@ -671,8 +680,8 @@ __kernel void total_variation_bwd(__global const float* in, __global const float
                                   const int C, const int H, const int W, const float beta, const int n) {
     const int i = get_global_id(0);
     if (i >= n) return;
-    const int plane = i / (H * W), r = i - plane * H * W;
-    const int y = r / W, x = r - (r / W) * W;
+    const int3 e = plane_position(i, H, W);
+    const int plane = e.x, y = e.y, x = e.z;
     __global const float* p = in + plane * H * W;
     const float2 own = tv_differences(p, y, x, H, W);
     float sum = -tv_coefficient(own, beta) * (own.x + own.y);
@@ -732,8 +741,8 @@ __kernel void gaussian_blur_pass(__global const float* in, __global float* out, 
                                  const int n) {
     const int i = get_global_id(0);
     if (i >= n) return;
-    const int r = i % (H * W);
-    const int y = r / W, x = r - (r / W) * W;
+    const int3 e = plane_position(i, H, W);
+    const int y = e.y, x = e.z;
     float v = in[i];
     if (conv_axis != BLUR_NONE) {
         const int at = conv_axis == BLUR_HORIZONTAL ? x : y;

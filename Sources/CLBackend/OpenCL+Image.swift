@@ -1,5 +1,3 @@
-import Foundation
-
 // Image-space ops: bilinear resize, total variation, Lp norm, Gaussian blur, roll. Backward passes
 // are gathers (one work-item per input element); per-image values are one work-group per image.
 

@@ -14,6 +14,9 @@ extension OpenCLBackend {
                                 + poolGeometry(op.window, input: input.shape, output: output.shape))
     }
 
+    /// Each input position gathers from the windows that cover it. Switches made by
+    /// `maxPool2dForward` always lie in their own window, so this is the sum over every window
+    /// whose switch is the position.
     public func maxPool2dBackward(_ op: MaxPool2D, outputGrad: Tensor, switches: Tensor, inputGrad: Tensor) throws {
         try launchElementwise("max_pool2d_bwd", count: inputGrad.count,
                               [.tensor(outputGrad), .tensor(switches), .tensor(inputGrad)]
