@@ -7,7 +7,7 @@ let package = Package(
     // MARK: - Public API
     products: [
         .executable(name: "loupe", targets: ["loupe"]),
-        .library(name: "CLBackend", targets: ["CLBackend"]),
+        .library(name: "Loupe", targets: ["CLBackend", "Graph", "Explain"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -26,6 +26,10 @@ let package = Package(
             resources: [.embedInCode("Kernels.cl")]
         ),
 
+        // MARK: - Graphs and explanations
+        .target(name: "Graph", dependencies: ["CLBackend"], path: "Sources/Graph"),
+        .target(name: "Explain", dependencies: ["Graph", "CPNG"], path: "Sources/Explain"),
+
         // MARK: - Command-line tool and benchmarks
         .executableTarget(
             name: "loupe",
@@ -36,6 +40,8 @@ let package = Package(
 
         // MARK: - Tests
         .testTarget(name: "CLBackendTests", dependencies: ["CLBackend"], path: "Tests/CLBackendTests"),
+        .testTarget(name: "GraphTests", dependencies: ["Graph"], path: "Tests/GraphTests"),
+        .testTarget(name: "ExplainTests", dependencies: ["Explain"], path: "Tests/ExplainTests"),
     ],
     swiftLanguageModes: [.v6]
 )

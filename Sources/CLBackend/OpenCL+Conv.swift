@@ -11,19 +11,21 @@ extension OpenCLBackend {
 
     private var convLocal: [Int] { [convTiling.groupWidth, convTiling.groupHeight, 1] }
 
+    private func columns(_ width: Int) -> Int { (width + convTiling.vectorWidth - 1) / convTiling.vectorWidth }
+
     private func tiles(_ channels: Int) -> Int { (channels + convTiling.outputsPerItem - 1) / convTiling.outputsPerItem }
 
     public func conv2dForward(_ op: Conv2D, input: Tensor, weight: Tensor, bias: Tensor?, output: Tensor) throws {
         let (n, o, oh, ow) = (output.shape[0], output.shape[1], output.shape[2], output.shape[3])
         // Without a bias the kernel still needs a valid buffer argument; it never reads it.
-        try launch("conv2d_fwd", global: [ow, oh, n * op.groups * tiles(o / op.groups)], local: convLocal,
+        try launch("conv2d_fwd", global: [columns(ow), oh, n * op.groups * tiles(o / op.groups)], local: convLocal,
                    arguments: [.tensor(input), .tensor(weight), .tensor(bias ?? weight), .int(bias == nil ? 0 : 1), .tensor(output)]
                        + geometry(op, input: input.shape, weight: weight.shape, output: output.shape))
     }
 
     public func conv2dBackwardData(_ op: Conv2D, outputGrad: Tensor, weight: Tensor, inputGrad: Tensor) throws {
         let (n, c, h, w) = (inputGrad.shape[0], inputGrad.shape[1], inputGrad.shape[2], inputGrad.shape[3])
-        try launch("conv2d_bwd_data", global: [w, h, n * op.groups * tiles(c / op.groups)], local: convLocal,
+        try launch("conv2d_bwd_data", global: [columns(w), h, n * op.groups * tiles(c / op.groups)], local: convLocal,
                    arguments: [.tensor(outputGrad), .tensor(weight), .tensor(inputGrad)]
                        + geometry(op, input: inputGrad.shape, weight: weight.shape, output: outputGrad.shape))
     }

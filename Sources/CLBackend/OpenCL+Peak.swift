@@ -5,7 +5,7 @@ extension OpenCLBackend {
     /// `repeats` runs of `fma_peak`, a kernel of independent multiply-add chains with no memory
     /// traffic. Benchmarks report kernel speed as a fraction of this.
     public func measurePeakGFLOPS(repeats: Int = 5) throws -> Double {
-        let items = max(1, profile.computeUnits) * 16_384
+        let items = max(1, profile.computeUnits) * 2048
         let iters = 2048
         let out = try makeTensor([items], dtype: .float32)
         var best = Double.infinity
@@ -16,6 +16,6 @@ extension OpenCLBackend {
             try synchronize()
             best = min(best, Date().timeIntervalSince(start))
         }
-        return Double(items) * Double(iters) * 16 / best / 1e9
+        return Double(items) * Double(iters) * 8 * 16 * 2 / best / 1e9
     }
 }

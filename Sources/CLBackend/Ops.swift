@@ -211,9 +211,10 @@ public enum ReLUBackwardRule: String, Hashable, Sendable, CaseIterable {
     case deconvnet
 }
 
-/// Local response normalization across channels (AlexNet; PyTorch/ONNX form):
+/// Local response normalization across channels (AlexNet), the ONNX form:
 /// `y_c = x_c / (k + alpha/size * sum_{c' in window(c)} x_{c'}^2)^beta`, window
-/// `[c - floor((size-1)/2), c + ceil((size-1)/2)]`.
+/// `[c - floor((size-1)/2), c + ceil((size-1)/2)]` clipped to the channels. PyTorch's
+/// `nn.LocalResponseNorm` uses the same window for odd `size` and its mirror image for even `size`.
 public struct LocalResponseNorm: Hashable, Sendable {
     public var size: Int, alpha: Float, beta: Float, k: Float
     public init(size: Int, alpha: Float = 1e-4, beta: Float = 0.75, k: Float = 1) {

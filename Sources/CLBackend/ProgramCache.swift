@@ -47,8 +47,7 @@ public struct ProgramCache: Sendable {
         // Write then rename, so a concurrent reader never sees half a file.
         let tmp = url.appendingPathExtension("tmp\(ProcessInfo.processInfo.processIdentifier)")
         guard (try? Data(Array(key.utf8) + [0x0A] + binary).write(to: tmp)) != nil else { return }
-        _ = try? FileManager.default.replaceItemAt(url, withItemAt: tmp)
-        try? FileManager.default.removeItem(at: tmp)
+        if rename(tmp.path, url.path) != 0 { try? FileManager.default.removeItem(at: tmp) }
     }
 }
 

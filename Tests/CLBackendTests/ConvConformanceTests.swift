@@ -55,7 +55,7 @@ final class ConvConformanceTests: XCTestCase {
     func testConvolutionWithGPUTiling() throws { try runConvCases(tiling: .gpu, label: " [gpu tiles]") }
 
     func testConvolutionWithNarrowTiling() throws {
-        try runConvCases(tiling: ConvTiling(outputsPerItem: 3, groupWidth: 8, groupHeight: 2, stagesWeightsInLocalMemory: false), label: " [3-wide tiles]")
+        try runConvCases(tiling: ConvTiling(outputsPerItem: 3, vectorWidth: 4, groupWidth: 2, groupHeight: 2, stagesWeightsInLocalMemory: false), label: " [3x4 tiles]")
     }
 
     func testTransposedConvolution() throws {
