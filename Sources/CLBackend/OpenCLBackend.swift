@@ -110,32 +110,27 @@ public final class OpenCLBackend: Backend {
         return s.mem
     }
 
-    public func write(_ values: [Float], to tensor: Tensor) throws {
-        guard values.count == tensor.count, tensor.dtype == .float32 else {
-            throw ShapeError("write: \(values.count) floats into \(tensor)")
+    public func write(_ values: [Float], to tensor: Tensor) throws { try upload(values, to: tensor, as: .float32) }
+
+    public func write(_ values: [Int32], to tensor: Tensor) throws { try upload(values, to: tensor, as: .int32) }
+
+    public func read(_ tensor: Tensor) throws -> [Float] { try download(tensor, as: .float32, zero: Float(0)) }
+
+    public func readInts(_ tensor: Tensor) throws -> [Int32] { try download(tensor, as: .int32, zero: Int32(0)) }
+
+    /// Blocking copy of host values into a tensor of the matching dtype.
+    private func upload<T>(_ values: [T], to tensor: Tensor, as dtype: DType) throws {
+        guard values.count == tensor.count, tensor.dtype == dtype else {
+            throw ShapeError("write: \(values.count) \(dtype) values into \(tensor)")
         }
         try values.withUnsafeBytes { try CL.write(queue, buffer(tensor), $0.baseAddress!, bytes: $0.count) }
     }
 
-    public func write(_ values: [Int32], to tensor: Tensor) throws {
-        guard values.count == tensor.count, tensor.dtype == .int32 else {
-            throw ShapeError("write: \(values.count) int32 values into \(tensor)")
-        }
-        try values.withUnsafeBytes { try CL.write(queue, buffer(tensor), $0.baseAddress!, bytes: $0.count) }
-    }
-
-    public func read(_ tensor: Tensor) throws -> [Float] {
-        guard tensor.dtype == .float32 else { throw ShapeError("read: \(tensor) is not float32; use readInts") }
+    /// Blocking copy of a tensor to the host; counted in `hostReads`.
+    private func download<T>(_ tensor: Tensor, as dtype: DType, zero: T) throws -> [T] {
+        guard tensor.dtype == dtype else { throw ShapeError("read: \(tensor) is not \(dtype); use \(dtype == .float32 ? "readInts" : "read")") }
         hostReads += 1
-        var out = [Float](repeating: 0, count: tensor.count)
-        try out.withUnsafeMutableBytes { try CL.read(queue, buffer(tensor), $0.baseAddress!, bytes: $0.count) }
-        return out
-    }
-
-    public func readInts(_ tensor: Tensor) throws -> [Int32] {
-        guard tensor.dtype == .int32 else { throw ShapeError("readInts: \(tensor) is not int32") }
-        hostReads += 1
-        var out = [Int32](repeating: 0, count: tensor.count)
+        var out = [T](repeating: zero, count: tensor.count)
         try out.withUnsafeMutableBytes { try CL.read(queue, buffer(tensor), $0.baseAddress!, bytes: $0.count) }
         return out
     }
