@@ -48,7 +48,11 @@ final class Backends {
 
     init(tiling: ConvTiling? = nil) throws {
         let devices = try enumerateDevices()
+        // LOUPE_TEST_DEVICE=opencl:N picks another device (e.g. a GPU) for the whole suite.
         let preferred = ProcessInfo.processInfo.environment["LOUPE_TEST_DEVICE"].flatMap { Int($0.dropFirst("opencl:".count)) }
+        if let preferred, !devices.indices.contains(preferred) {
+            throw ShapeError("LOUPE_TEST_DEVICE names opencl:\(preferred), but \(devices.count) OpenCL devices exist")
+        }
         guard let entry = preferred.map({ devices[$0] }) ?? devices.first else {
             throw XCTSkip("no OpenCL device on this machine")
         }
