@@ -91,18 +91,6 @@ inline floatV load_lanes(const __global float* row, const int start, const int s
     return VLOAD(t);
 }
 
-// Lanes i of row[(start + i) / step] where start + i is a non-negative multiple of step whose
-// quotient is below n, else 0: the output columns a strided convolution's input column i touches.
-inline floatV load_lanes_divisible(const __global float* row, const int start, const int step, const int n) {
-    if (step == 1) return load_lanes(row, start, 1, n);
-    float t[CONV_VEC];
-    for (int i = 0; i < CONV_VEC; ++i) {
-        const int j = start + i;
-        t[i] = (j >= 0 && j % step == 0 && j / step < n) ? row[j / step] : 0.0f;
-    }
-    return VLOAD(t);
-}
-
 // row[start + i] = lane i for the lanes with start + i < n.
 inline void store_lanes(__global float* row, const int start, const int n, const floatV v) {
     if (start + CONV_VEC <= n) { VSTORE(v, row + start); return; }
@@ -184,11 +172,15 @@ void conv2d_fwd(__global const float* x, __global const float* w, __global const
 
 // Backward-data, as a gather: dx[n, c, h, w] = sum_{o in group, ky, kx} dy[n, o, oh, ow] * w[o, c, ky, kx]
 // over the (oh, ow) with oh*SH = h + PT - ky*DH and ow*SW = w + PL - kx*DW exactly.
-// global = (ceil(W / CONV_VEC), H, N * G * ceil(Cg / CONV_TILE)); each work-item owns CONV_TILE
-// input channels and CONV_VEC columns.
+// Phase decomposition for SW > 1: a work-item owns the CONV_VEC columns w = p + SW*(b*CONV_VEC + j)
+// of one phase p, so for each kx either every lane meets an output column or none does, and the
+// output columns they meet are contiguous (one vector load). SW = 1 is the single phase p = 0.
+// global = (SW * ceil(ceil(W / SW) / CONV_VEC), H, N * G * ceil(Cg / CONV_TILE)).
 __kernel __attribute__((reqd_work_group_size(CONV_WG_W, CONV_WG_H, 1)))
 void conv2d_bwd_data(__global const float* dy, __global const float* w, __global float* dx, G_PARAMS) {
-    const int iw0 = get_global_id(0) * CONV_VEC, ih = get_global_id(1);
+    const int q = get_global_id(0), ih = get_global_id(1);
+    const int p = q % SW, j0 = (q / SW) * CONV_VEC;   // phase, first column index within the phase
+    const int iw0 = p + SW * j0;
     const int Og = O / G, Cg = C / G, K = KH * KW;
     const int tiles = (Cg + CONV_TILE - 1) / CONV_TILE;
     const int z = get_global_id(2);
@@ -205,7 +197,10 @@ void conv2d_bwd_data(__global const float* dy, __global const float* w, __global
             if (ty < 0 || ty % SH != 0 || ty / SH >= OH) continue;
             const __global float* row = dyo + (ty / SH) * OW;
             for (int kx = 0; kx < KW; ++kx) {
-                const floatV v = load_lanes_divisible(row, iw0 + PL - kx * DW, SW, OW);
+                // Lane j meets output column (iw0 + SW*j + PL - kx*DW) / SW when the numerator divides.
+                const int tx = iw0 + PL - kx * DW;
+                if (((tx % SW) + SW) % SW != 0) continue;
+                const floatV v = load_lanes(row, tx / SW, 1, OW);   // tx is a multiple of SW here
                 const int k = ky * KW + kx;
                 for (int t = 0; t < CONV_TILE; ++t) acc[t] = mad(v, (floatV)(wo[(size_t)min(c0 + t, Cg - 1) * K + k]), acc[t]);
             }
@@ -214,7 +209,14 @@ void conv2d_bwd_data(__global const float* dy, __global const float* w, __global
     for (int t = 0; t < CONV_TILE; ++t) {
         const int c = c0 + t;
         if (c >= Cg) break;
-        store_lanes(dx + (((size_t)n * C + g * Cg + c) * H + ih) * W, iw0, W, acc[t]);
+        __global float* out = dx + (((size_t)n * C + g * Cg + c) * H + ih) * W;
+        if (SW == 1) {
+            store_lanes(out, iw0, W, acc[t]);
+        } else {
+            float lanes[CONV_VEC];
+            VSTORE(acc[t], lanes);
+            for (int i = 0; i < CONV_VEC && iw0 + SW * i < W; ++i) out[iw0 + SW * i] = lanes[i];
+        }
     }
 }
 

@@ -25,7 +25,9 @@ extension OpenCLBackend {
 
     public func conv2dBackwardData(_ op: Conv2D, outputGrad: Tensor, weight: Tensor, inputGrad: Tensor) throws {
         let (n, c, h, w) = (inputGrad.shape[0], inputGrad.shape[1], inputGrad.shape[2], inputGrad.shape[3])
-        try launch("conv2d_bwd_data", global: [columns(w), h, n * op.groups * tiles(c / op.groups)], local: convLocal,
+        // One column block per phase of the stride (see conv2d_bwd_data).
+        let stride = op.window.strideW
+        try launch("conv2d_bwd_data", global: [stride * columns((w + stride - 1) / stride), h, n * op.groups * tiles(c / op.groups)], local: convLocal,
                    arguments: [.tensor(outputGrad), .tensor(weight), .tensor(inputGrad)]
                        + geometry(op, input: inputGrad.shape, weight: weight.shape, output: outputGrad.shape))
     }

@@ -23,6 +23,8 @@ final class ConvConformanceTests: XCTestCase {
         ConvCase(name: "9x9 (81 taps), pad 4", input: [1, 3, 10, 12], outChannels: 5, op: Conv2D(window: Window2D(kernel: 9, padding: 4))),
         ConvCase(name: "stride 3 x 1, dilation (2, 3), pad (2, 0, 1, 3)", input: [2, 3, 15, 14], outChannels: 4,
                  op: Conv2D(window: Window2D(kernel: (3, 3), stride: (3, 1), dilation: (2, 3), padding: (2, 0, 1, 3)))),
+        ConvCase(name: "column stride 3, dilation (1, 2), pad (0, 2, 1, 1)", input: [2, 3, 11, 37], outChannels: 5,
+                 op: Conv2D(window: Window2D(kernel: (2, 3), stride: (1, 3), dilation: (1, 2), padding: (0, 2, 1, 1)))),
     ]
 
     func runConvCases(tiling: ConvTiling?, label: String) throws {
