@@ -1,0 +1,192 @@
+import CLBackend
+
+/// A value in a graph: a named tensor with a shape known when the graph is built.
+public struct ValueID: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public let index: Int
+    public static func < (a: ValueID, b: ValueID) -> Bool { a.index < b.index }
+    public var description: String { "%\(index)" }
+}
+
+public struct Value: Sendable {
+    public enum Kind: Sendable, Equatable {
+        /// Fed by the caller on every run.
+        case input
+        /// A trainable weight with an initial value held by the graph.
+        case parameter
+        /// Computed by a node.
+        case computed
+    }
+    public let name: String
+    public let shape: Shape
+    public let dtype: DType
+    public let kind: Kind
+}
+
+/// The operations a node can run, each over the compute core's ops. Inputs are listed per case.
+public enum Operation: Sendable, Equatable {
+    /// `x, w[, b]`
+    case conv2d(Conv2D)
+    /// `x, w[, b]`
+    case convTranspose2d(ConvTranspose2D)
+    /// `x` -> `y, switches` (switches are int32 argmax positions within each plane)
+    case maxPool2d(MaxPool2D)
+    /// `pooled, switches` -> the unpooled tensor of `outputShape` (DeconvNet, ONNX MaxUnpool)
+    case maxUnpool2d(MaxPool2D, outputShape: Shape)
+    /// `x`
+    case avgPool2d(AvgPool2D)
+    case globalAvgPool
+    /// `x` -> `y, switches`
+    case globalMaxPool
+    case activation(Activation)
+    /// `x [N, in], w [out, in][, b [out]]` -> `x w^T + b`
+    case linear
+    /// `a, b, ...` -> elementwise sum (equal shapes)
+    case add
+    /// `a, b` -> `alpha * a + beta * b`
+    case axpby(alpha: Float, beta: Float)
+    /// concatenation on the channel axis (1)
+    case concat
+    /// `[N, ...] -> [N, rest]`
+    case flatten
+    /// a view with another shape of the same element count
+    case reshape(Shape)
+    /// over the last axis of `[N, K]`
+    case softmax(log: Bool)
+    /// `x, scale, shift, mean, variance` (inference form)
+    case batchNorm(epsilon: Float)
+    case localResponseNorm(LocalResponseNorm)
+    case resizeBilinear(BilinearResize)
+    /// identity at inference
+    case dropout
+    case identity
+
+    /// A short name for messages and listings.
+    public var name: String {
+        switch self {
+        case .conv2d: return "Conv2D"
+        case .convTranspose2d: return "ConvTranspose2D"
+        case .maxPool2d: return "MaxPool2D"
+        case .maxUnpool2d: return "MaxUnpool2D"
+        case .avgPool2d: return "AvgPool2D"
+        case .globalAvgPool: return "GlobalAvgPool"
+        case .globalMaxPool: return "GlobalMaxPool"
+        case .activation(.relu): return "ReLU"
+        case .activation(.leakyRelu): return "LeakyReLU"
+        case .linear: return "Linear"
+        case .add: return "Add"
+        case .axpby: return "Axpby"
+        case .concat: return "Concat"
+        case .flatten: return "Flatten"
+        case .reshape: return "Reshape"
+        case .softmax(let log): return log ? "LogSoftmax" : "Softmax"
+        case .batchNorm: return "BatchNorm"
+        case .localResponseNorm: return "LRN"
+        case .resizeBilinear: return "ResizeBilinear"
+        case .dropout: return "Dropout"
+        case .identity: return "Identity"
+        }
+    }
+}
+
+public struct Node: Sendable {
+    public let name: String
+    public let op: Operation
+    public let inputs: [ValueID]
+    public let outputs: [ValueID]
+}
+
+/// An error in building or running a graph; names the node, its op and the shapes involved.
+public struct GraphError: Error, CustomStringConvertible, Equatable {
+    public let description: String
+    public init(_ d: String) { description = d }
+}
+
+/// A model as a graph of nodes over named values, in topological order (a node's inputs are
+/// always made before it). Shapes are inferred as nodes are added; an inconsistent shape throws.
+public final class Graph {
+    public private(set) var values: [Value] = []
+    public private(set) var nodes: [Node] = []
+    public private(set) var inputs: [ValueID] = []
+    public private(set) var outputs: [ValueID] = []
+    /// Initial values of the parameters (host memory, float32).
+    public var parameterValues: [ValueID: [Float]] = [:]
+    private var byName: [String: ValueID] = [:]
+    private var nodeNames: Set<String> = []
+    /// The node that computes each computed value.
+    public private(set) var producer: [ValueID: Int] = [:]
+
+    public init() {}
+
+    public subscript(_ v: ValueID) -> Value { values[v.index] }
+
+    public func value(named name: String) -> ValueID? { byName[name] }
+
+    public var parameters: [ValueID] { values.indices.filter { values[$0].kind == .parameter }.map { ValueID(index: $0) } }
+
+    /// Total number of parameter elements (the "parameter count" papers report).
+    public var parameterCount: Int { parameters.reduce(0) { $0 + self[$1].shape.count } }
+
+    private func newValue(_ name: String, _ shape: Shape, _ dtype: DType, _ kind: Value.Kind) throws -> ValueID {
+        guard byName[name] == nil else { throw GraphError("value name '\(name)' is used twice") }
+        let id = ValueID(index: values.count)
+        values.append(Value(name: name, shape: shape, dtype: dtype, kind: kind))
+        byName[name] = id
+        return id
+    }
+
+    /// A float32 input fed on every run.
+    @discardableResult
+    public func input(_ name: String, shape: Shape) throws -> ValueID {
+        let id = try newValue(name, shape, .float32, .input)
+        inputs.append(id)
+        return id
+    }
+
+    /// A parameter with its initial values.
+    @discardableResult
+    public func parameter(_ name: String, shape: Shape, values initial: [Float]) throws -> ValueID {
+        guard initial.count == shape.count else {
+            throw GraphError("parameter '\(name)': \(initial.count) values do not fill shape \(shape)")
+        }
+        let id = try newValue(name, shape, .float32, .parameter)
+        parameterValues[id] = initial
+        return id
+    }
+
+    public func markOutput(_ v: ValueID) {
+        if !outputs.contains(v) { outputs.append(v) }
+    }
+
+    /// Replaces the outputs (e.g. to cut a model at an inner layer).
+    public func setOutputs(_ vs: [ValueID]) { outputs = vs }
+
+    /// Adds a node, inferring the shapes of its outputs. Output names are `name` for the first
+    /// output and `name:k` for the others, unless given.
+    @discardableResult
+    public func add(_ op: Operation, _ inputs: [ValueID], name: String, outputNames: [String]? = nil) throws -> [ValueID] {
+        guard !nodeNames.contains(name) else { throw GraphError("node name '\(name)' is used twice") }
+        for v in inputs where v.index >= values.count {
+            throw GraphError("node '\(name)' (\(op.name)): input \(v) does not exist")
+        }
+        let shapes: [(Shape, DType)]
+        do {
+            shapes = try inferOutputs(op, inputs.map { self[$0] })
+        } catch let e as ShapeError {
+            throw GraphError("node '\(name)' (\(op.name)), inputs \(inputs.map { "\(self[$0].name) \(self[$0].shape)" }.joined(separator: ", ")): \(e.message)")
+        }
+        let names = outputNames ?? shapes.indices.map { $0 == 0 ? name : "\(name):\($0)" }
+        guard names.count == shapes.count else { throw GraphError("node '\(name)' (\(op.name)) has \(shapes.count) outputs, \(names.count) names given") }
+        var outs: [ValueID] = []
+        for ((shape, dtype), n) in zip(shapes, names) { outs.append(try newValue(n, shape, dtype, .computed)) }
+        nodeNames.insert(name)
+        for o in outs { producer[o] = nodes.count }
+        nodes.append(Node(name: name, op: op, inputs: inputs, outputs: outs))
+        return outs
+    }
+
+    /// Adds a single-output node and returns its output.
+    @discardableResult
+    public func apply(_ op: Operation, _ inputs: [ValueID], name: String) throws -> ValueID {
+        try add(op, inputs, name: name)[0]
+    }
+}
