@@ -23,7 +23,7 @@ public struct Value: Sendable {
 }
 
 /// The operations a node can run, each over the compute core's ops. Inputs are listed per case.
-public enum Operation: Sendable, Equatable {
+public enum GraphOp: Sendable, Equatable {
     /// `x, w[, b]`
     case conv2d(Conv2D)
     /// `x, w[, b]`
@@ -90,7 +90,7 @@ public enum Operation: Sendable, Equatable {
 
 public struct Node: Sendable {
     public let name: String
-    public let op: Operation
+    public let op: GraphOp
     public let inputs: [ValueID]
     public let outputs: [ValueID]
 }
@@ -163,7 +163,7 @@ public final class Graph {
     /// Adds a node, inferring the shapes of its outputs. Output names are `name` for the first
     /// output and `name:k` for the others, unless given.
     @discardableResult
-    public func add(_ op: Operation, _ inputs: [ValueID], name: String, outputNames: [String]? = nil) throws -> [ValueID] {
+    public func add(_ op: GraphOp, _ inputs: [ValueID], name: String, outputNames: [String]? = nil) throws -> [ValueID] {
         guard !nodeNames.contains(name) else { throw GraphError("node name '\(name)' is used twice") }
         for v in inputs where v.index >= values.count {
             throw GraphError("node '\(name)' (\(op.name)): input \(v) does not exist")
@@ -186,7 +186,7 @@ public final class Graph {
 
     /// Adds a single-output node and returns its output.
     @discardableResult
-    public func apply(_ op: Operation, _ inputs: [ValueID], name: String) throws -> ValueID {
+    public func apply(_ op: GraphOp, _ inputs: [ValueID], name: String) throws -> ValueID {
         try add(op, inputs, name: name)[0]
     }
 }

@@ -2,7 +2,7 @@ import CLBackend
 
 /// The output shapes and dtypes of `op` applied to values of the given shapes, using the same
 /// shape rules as the compute core's ops; throws `ShapeError` naming what does not fit.
-func inferOutputs(_ op: Operation, _ inputs: [Value]) throws -> [(Shape, DType)] {
+func inferOutputs(_ op: GraphOp, _ inputs: [Value]) throws -> [(Shape, DType)] {
     func arity(_ allowed: ClosedRange<Int>) throws {
         guard allowed.contains(inputs.count) else {
             throw ShapeError("takes \(allowed.lowerBound == allowed.upperBound ? "\(allowed.lowerBound)" : "\(allowed.lowerBound) to \(allowed.upperBound)") inputs, got \(inputs.count)")
@@ -109,7 +109,7 @@ func inferOutputs(_ op: Operation, _ inputs: [Value]) throws -> [(Shape, DType)]
     }
 }
 
-extension Operation {
+extension GraphOp {
     /// Ops whose second input is an int32 switches tensor.
     var takesSwitches: Bool {
         if case .maxUnpool2d = self { return true }

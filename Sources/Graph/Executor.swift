@@ -1,0 +1,221 @@
+import CLBackend
+
+/// Runs a graph on one backend: forward passes that keep what backward needs (or free values as
+/// they go), and reverse-mode autodiff seeded with any cotangent on any values.
+///
+/// Everything stays on the device: a forward or backward pass only enqueues kernels, and the
+/// host reads a tensor only when the caller calls `backend.read` on it.
+public final class Executor {
+    public let graph: Graph
+    public let backend: Backend
+    /// The parameters, uploaded once when the executor is made.
+    public private(set) var parameters: [ValueID: Tensor] = [:]
+    /// For each value, the index of the last node that reads it (inference frees values after it).
+    private let lastUse: [ValueID: Int]
+    /// Values that some node's backward needs.
+    private let neededByBackward: Set<ValueID>
+
+    public init(_ graph: Graph, on backend: Backend) throws {
+        self.graph = graph
+        self.backend = backend
+        var last: [ValueID: Int] = [:]
+        var needed: Set<ValueID> = []
+        for (i, node) in graph.nodes.enumerated() {
+            for v in node.inputs { last[v] = i }
+            needed.formUnion(Executor.valuesBackwardNeeds(node))
+        }
+        lastUse = last
+        neededByBackward = needed
+        for p in graph.parameters {
+            parameters[p] = try backend.tensor(graph.parameterValues[p] ?? [], shape: graph[p].shape)
+        }
+    }
+
+    /// Replaces a parameter's device values (e.g. after loading weights); shapes must match.
+    public func setParameter(_ v: ValueID, values: [Float]) throws {
+        guard graph[v].kind == .parameter else { throw GraphError("'\(graph[v].name)' is not a parameter") }
+        guard values.count == graph[v].shape.count else {
+            throw GraphError("parameter '\(graph[v].name)' has shape \(graph[v].shape); \(values.count) values given")
+        }
+        try backend.write(values, to: parameters[v]!)
+    }
+
+    /// The results of one forward pass: every value still held, by id.
+    public final class Pass {
+        public internal(set) var values: [ValueID: Tensor]
+        /// Whether the pass kept what `backward` needs.
+        public let supportsBackward: Bool
+        init(values: [ValueID: Tensor], supportsBackward: Bool) {
+            self.values = values
+            self.supportsBackward = supportsBackward
+        }
+        public subscript(_ v: ValueID) -> Tensor? { values[v] }
+    }
+
+    /// Runs the graph forward.
+    /// - Parameters:
+    ///   - feeds: a tensor for every graph input, of its declared shape (on this executor's backend).
+    ///   - forBackward: keep the activations `backward` needs; otherwise free every value after its
+    ///     last use.
+    ///   - retaining: values to keep in the pass besides the graph outputs (e.g. a layer to explain).
+    ///   - until: stop after the node producing this value (the rest of the graph is not run).
+    public func forward(_ feeds: [ValueID: Tensor], forBackward: Bool = false, retaining: Set<ValueID> = [],
+                        until stop: ValueID? = nil) throws -> Pass {
+        var live: [ValueID: Tensor] = parameters
+        for input in graph.inputs {
+            guard let t = feeds[input] else { throw GraphError("no tensor fed for input '\(graph[input].name)' \(graph[input].shape)") }
+            guard t.shape == graph[input].shape else {
+                throw GraphError("input '\(graph[input].name)' expects shape \(graph[input].shape), got \(t.shape)")
+            }
+            live[input] = t
+        }
+        let keep = retaining.union(graph.outputs).union(stop.map { [$0] } ?? [])
+        let lastNode = stop.flatMap { graph.producer[$0] } ?? (graph.nodes.count - 1)
+        for i in 0...max(lastNode, 0) where i < graph.nodes.count {
+            let node = graph.nodes[i]
+            let outs = try run(node, node.inputs.map { live[$0]! })
+            for (v, t) in zip(node.outputs, outs) { live[v] = t }
+            if !forBackward {
+                for v in node.inputs where lastUse[v] == i && !keep.contains(v) && graph[v].kind != .parameter { live[v] = nil }
+                for v in node.outputs where lastUse[v] == nil && !keep.contains(v) { live[v] = nil }
+            } else {
+                for v in node.inputs where lastUse[v] == i && !keep.contains(v) && !neededByBackward.contains(v) && graph[v].kind == .computed {
+                    live[v] = nil
+                }
+            }
+        }
+        for p in graph.parameters where !keep.contains(p) && !(forBackward && neededByBackward.contains(p)) { live[p] = nil }
+        if !forBackward { for v in graph.inputs where !keep.contains(v) { live[v] = nil } }
+        return Pass(values: live, supportsBackward: forBackward)
+    }
+
+    /// Reverse-mode autodiff from `seeds` (a cotangent for each seeded value, of its shape) to
+    /// `targets` (any inputs, parameters or computed values). ReLUs use `rule` (standard, guided
+    /// or deconvnet) for this pass only. Returns a gradient for every target that the seeds reach.
+    public func backward(_ pass: Pass, seeds: [ValueID: Tensor], targets: Set<ValueID>,
+                         rule: ReLUBackwardRule = .standard) throws -> [ValueID: Tensor] {
+        guard pass.supportsBackward else { throw GraphError("backward needs a forward pass run with forBackward: true") }
+        for (v, s) in seeds where s.shape != graph[v].shape {
+            throw GraphError("cotangent for '\(graph[v].name)' must have shape \(graph[v].shape), got \(s.shape)")
+        }
+        // Values whose gradient is wanted: the targets and everything computed from them.
+        var dependsOnTarget = targets
+        for node in graph.nodes where node.inputs.contains(where: dependsOnTarget.contains) {
+            dependsOnTarget.formUnion(node.outputs)
+        }
+        var grads = seeds
+        for node in graph.nodes.reversed() {
+            let outGrads = node.outputs.map { grads[$0] }
+            guard outGrads.contains(where: { $0 != nil }) else { continue }
+            let wanted = node.inputs.map { dependsOnTarget.contains($0) && graph[$0].dtype == .float32 }
+            if wanted.contains(true) {
+                let inGrads = try gradients(node, outGrads, wanted, pass, rule: rule)
+                for (v, g) in zip(node.inputs, inGrads) {
+                    guard let g else { continue }
+                    grads[v] = try grads[v].map { try backend.add($0, g) } ?? g
+                }
+            }
+            for v in node.outputs where !targets.contains(v) { grads[v] = nil }
+        }
+        return grads.filter { targets.contains($0.key) }
+    }
+
+    // MARK: - Ops
+
+    private func run(_ node: Node, _ x: [Tensor]) throws -> [Tensor] {
+        let b = backend
+        do {
+            switch node.op {
+            case .conv2d(let op): return [try b.conv2d(x[0], weight: x[1], bias: x.count > 2 ? x[2] : nil, op)]
+            case .convTranspose2d(let op): return [try b.convTranspose2d(x[0], weight: x[1], bias: x.count > 2 ? x[2] : nil, op)]
+            case .maxPool2d(let op):
+                let (y, s) = try b.maxPool2d(x[0], op)
+                return [y, s]
+            case .maxUnpool2d(let op, let shape): return [try b.maxUnpool2d(x[0], switches: x[1], outputShape: shape, op)]
+            case .avgPool2d(let op): return [try b.avgPool2d(x[0], op)]
+            case .globalAvgPool: return [try b.globalAvgPool(x[0])]
+            case .globalMaxPool:
+                let (y, s) = try b.globalMaxPool(x[0])
+                return [y, s]
+            case .activation(let a): return [try b.activation(x[0], a)]
+            case .linear: return [try b.linear(x[0], weight: x[1], bias: x.count > 2 ? x[2] : nil)]
+            case .add: return [try x.dropFirst().reduce(x[0]) { try b.add($0, $1) }]
+            case .axpby(let alpha, let beta): return [try b.axpby(alpha: alpha, x[0], beta: beta, x[1])]
+            case .concat: return [try b.concatChannels(x)]
+            case .flatten: return [try x[0].flattened()]
+            case .reshape(let shape): return [try x[0].reshaped(to: shape)]
+            case .softmax(let log): return [try b.softmax(x[0], log: log)]
+            case .batchNorm(let eps): return [try b.batchNorm(x[0], scale: x[1], shift: x[2], mean: x[3], variance: x[4], epsilon: eps)]
+            case .localResponseNorm(let op): return [try b.localResponseNorm(x[0], op)]
+            case .resizeBilinear(let op): return [try b.resizeBilinear(x[0], op)]
+            case .dropout: return [b.dropout(x[0])]
+            case .identity: return [x[0]]
+            }
+        } catch let e as ShapeError {
+            throw GraphError("node '\(node.name)' (\(node.op.name)): \(e.message)")
+        }
+    }
+
+    /// The values a node's backward reads (besides the output gradients).
+    static func valuesBackwardNeeds(_ node: Node) -> [ValueID] {
+        switch node.op {
+        case .conv2d, .convTranspose2d, .linear: return [node.inputs[0], node.inputs[1]]
+        case .maxPool2d, .globalMaxPool: return [node.outputs[1]]
+        case .maxUnpool2d: return [node.inputs[1]]
+        case .activation, .localResponseNorm: return [node.inputs[0]]
+        case .softmax: return [node.outputs[0]]
+        case .batchNorm: return [node.inputs[0], node.inputs[1], node.inputs[3], node.inputs[4]]
+        case .avgPool2d, .globalAvgPool, .add, .axpby, .concat, .flatten, .reshape, .resizeBilinear, .dropout, .identity: return []
+        }
+    }
+
+    private func gradients(_ node: Node, _ dy: [Tensor?], _ wanted: [Bool], _ pass: Pass, rule: ReLUBackwardRule) throws -> [Tensor?] {
+        let b = backend
+        func held(_ v: ValueID) throws -> Tensor {
+            guard let t = pass.values[v] else { throw GraphError("node '\(node.name)': '\(graph[v].name)' was not kept by the forward pass") }
+            return t
+        }
+        func shape(_ i: Int) -> Shape { graph[node.inputs[i]].shape }
+        func want(_ i: Int, _ body: () throws -> Tensor) rethrows -> Tensor? { i < wanted.count && wanted[i] ? try body() : nil }
+        guard let g = dy[0] else { return node.inputs.map { _ in nil } }
+        do {
+            switch node.op {
+            case .conv2d(let op):
+                return [try want(0) { try b.conv2dBackwardData(g, weight: try held(node.inputs[1]), inputShape: shape(0), op) },
+                        try want(1) { try b.conv2dBackwardFilter(try held(node.inputs[0]), outputGrad: g, weightShape: shape(1), op) },
+                        try want(2) { try b.biasGradient(g) }]
+            case .convTranspose2d(let op):
+                return [try want(0) { try b.convTranspose2dBackwardData(g, weight: try held(node.inputs[1]), inputShape: shape(0), op) },
+                        try want(1) { try b.convTranspose2dBackwardFilter(try held(node.inputs[0]), outputGrad: g, weightShape: shape(1), op) },
+                        try want(2) { try b.biasGradient(g) }]
+            case .maxPool2d(let op):
+                return [try b.maxPool2dBackward(g, switches: try held(node.outputs[1]), inputShape: shape(0), op)]
+            case .globalMaxPool:
+                return [try b.globalMaxPoolBackward(g, switches: try held(node.outputs[1]), inputShape: shape(0))]
+            case .maxUnpool2d(let op, _):
+                return [try b.maxUnpool2dBackward(g, switches: try held(node.inputs[1]), op), nil]
+            case .avgPool2d(let op): return [try b.avgPool2dBackward(g, inputShape: shape(0), op)]
+            case .globalAvgPool: return [try b.globalAvgPoolBackward(g, inputShape: shape(0))]
+            case .activation(let a): return [try b.activationBackward(g, input: try held(node.inputs[0]), a, rule: rule)]
+            case .linear:
+                return [try want(0) { try b.linearBackwardData(g, weight: try held(node.inputs[1])) },
+                        try want(1) { try b.linearBackwardWeight(try held(node.inputs[0]), outputGrad: g) },
+                        try want(2) { try b.biasGradient(g) }]
+            case .add: return node.inputs.map { _ in g }
+            case .axpby(let alpha, let beta): return [try want(0) { try b.scaled(g, by: alpha) }, try want(1) { try b.scaled(g, by: beta) }]
+            case .concat: return try b.concatChannelsBackward(g, channels: node.inputs.map { graph[$0].shape[1] })
+            case .flatten, .reshape: return [try g.reshaped(to: shape(0))]
+            case .softmax(let log): return [try b.softmaxBackward(g, output: try held(node.outputs[0]), log: log)]
+            case .batchNorm(let eps):
+                let r = try b.batchNormBackward(g, input: try held(node.inputs[0]), scale: try held(node.inputs[1]),
+                                                mean: try held(node.inputs[3]), variance: try held(node.inputs[4]), epsilon: eps)
+                return [r.input, r.scale, r.shift, nil, nil]
+            case .localResponseNorm(let op): return [try b.localResponseNormBackward(g, input: try held(node.inputs[0]), op)]
+            case .resizeBilinear(let op): return [try b.resizeBilinearBackward(g, inputShape: shape(0), op)]
+            case .dropout, .identity: return [g]
+            }
+        } catch let e as ShapeError {
+            throw GraphError("backward of node '\(node.name)' (\(node.op.name)): \(e.message)")
+        }
+    }
+}
