@@ -338,6 +338,16 @@ __kernel void copy_channels(__global const float* src, const int src_channels, c
     dst[(b * dst_channels + dst_offset) * plane + r] = src[(b * src_channels + src_offset) * plane + r];
 }
 
+// Transpose of an R x C matrix: out[c, r] = in[r, c], one work-item per output element i = c * R + r,
+// so dimension 0 runs along the output's columns r: neighbouring work-items write neighbouring
+// elements (their reads are C apart).
+__kernel void transpose2d(__global const float* in, __global float* out, const int R, const int C, const int n) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const int c = i / R, r = i - c * R;
+    out[i] = in[r * C + c];
+}
+
 // Activations. ReLU is leaky ReLU with slope 0, whose closed side is exactly 0 (even for an
 // infinite value). Backward rules (ReLUBackwardRule): 0 standard g*[z>0], 1 guided g*[z>0]*[g>0],
 // 2 deconvnet g*[g>0]; leaky ReLU always uses 0.
@@ -706,6 +716,72 @@ __kernel void resize_bilinear_bwd(__global const float* dy, __global float* dx, 
         }
     }
     dx[i] = sum;
+}
+
+// ============================================================================================
+// Nearest resize of [N*C] planes H x W -> OH x OW (ONNX asymmetric coordinates, floor rounding).
+// Along one axis output dst reads src = floor(dst * in / out), exact in integer arithmetic; for
+// dst < out this is below in, so ONNX's clamp to in - 1 never binds. Backward, a gather: the
+// outputs reading input i are those with i * out <= dst * in < (i + 1) * out, the contiguous run
+//   dst in [first_reader(i), first_reader(i + 1)),   first_reader(i) = ceil(i * out / in),
+// empty where down-sampling skips i. The host keeps (in + 1) * out within int.
+inline int nearest_source(const int dst, const int in_len, const int out_len) {
+    return dst * in_len / out_len;
+}
+
+inline int nearest_first_reader(const int i, const int in_len, const int out_len) {
+    return (i * out_len + in_len - 1) / in_len;
+}
+
+__kernel void resize_nearest_fwd(__global const float* in, __global float* out, const int H, const int W,
+                                 const int OH, const int OW, const int n) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const int3 e = plane_position(i, OH, OW);
+    out[i] = in[(e.x * H + nearest_source(e.y, H, OH)) * W + nearest_source(e.z, W, OW)];
+}
+
+__kernel void resize_nearest_bwd(__global const float* dy, __global float* dx, const int H, const int W,
+                                 const int OH, const int OW, const int n) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const int3 e = plane_position(i, H, W);
+    __global const float* g = dy + e.x * OH * OW;
+    float sum = 0.0f;
+    for (int oy = nearest_first_reader(e.y, H, OH); oy < nearest_first_reader(e.y + 1, H, OH); ++oy) {
+        for (int ox = nearest_first_reader(e.z, W, OW); ox < nearest_first_reader(e.z + 1, W, OW); ++ox) sum += g[oy * OW + ox];
+    }
+    dx[i] = sum;
+}
+
+// ============================================================================================
+// Constant pad of [N*C] planes H x W -> OH x OW = (H + top + bottom) x (W + left + right), a
+// negative pad cropping: output (y, x) copies input (y - top, x - left) where that lies inside the
+// input, else holds `value`. Backward, a gather over the input: dx(y, x) = dy(y + top, x + left)
+// where that lies inside the output, else 0 (a cropped pixel does not reach the output).
+
+// Along one axis: position i moved by `shift`, or -1 when that leaves [0, length).
+inline int shifted_inside(const int i, const int shift, const int length) {
+    const int j = i + shift;
+    return j >= 0 && j < length ? j : -1;
+}
+
+__kernel void pad2d_fwd(__global const float* in, __global float* out, const int H, const int W, const int OH, const int OW,
+                        const int top, const int left, const float value, const int n) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const int3 e = plane_position(i, OH, OW);
+    const int y = shifted_inside(e.y, -top, H), x = shifted_inside(e.z, -left, W);
+    out[i] = (y < 0 || x < 0) ? value : in[(e.x * H + y) * W + x];
+}
+
+__kernel void pad2d_bwd(__global const float* dy, __global float* dx, const int H, const int W, const int OH, const int OW,
+                        const int top, const int left, const int n) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const int3 e = plane_position(i, H, W);
+    const int y = shifted_inside(e.y, top, OH), x = shifted_inside(e.z, left, OW);
+    dx[i] = (y < 0 || x < 0) ? 0.0f : dy[(e.x * OH + y) * OW + x];
 }
 
 // ============================================================================================

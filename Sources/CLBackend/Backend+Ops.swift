@@ -321,6 +321,18 @@ extension Backend {
         }
     }
 
+    // MARK: Matrix transpose
+
+    /// `[R, C] -> [C, R]` (Gemm and MatMul with a transposed operand). Transposition is linear and
+    /// its own adjoint: the gradient of `transpose(x)` is `transpose` of the output gradient.
+    public func transpose(_ input: Tensor) throws -> Tensor {
+        guard input.shape.rank == 2 else { throw ShapeError("transpose: expected an [R, C] matrix, got \(input.shape)") }
+        try requireFloat(input, "transpose", "input")
+        let y = try output([input.shape[1], input.shape[0]])
+        try transpose2d(input: input, output: y)
+        return y
+    }
+
     // MARK: Local response normalization
 
     public func localResponseNorm(_ input: Tensor, _ op: LocalResponseNorm) throws -> Tensor {
@@ -425,6 +437,50 @@ extension Backend {
         guard outputGrad.shape == expected else { throw ShapeError("resizeBilinearBackward: output gradient \(outputGrad.shape) must be \(expected)") }
         let dx = try output(inputShape)
         try resizeBilinearBackward(op, outputGrad: outputGrad, inputGrad: dx)
+        return dx
+    }
+
+    // MARK: Nearest resize
+
+    public func resizeNearest(_ input: Tensor, _ op: NearestResize) throws -> Tensor {
+        try requireFloat(input, "resizeNearest", "input")
+        let y = try output(try op.outputShape(input: input.shape))
+        try resizeNearestForward(op, input: input, output: y)
+        return y
+    }
+
+    /// Gradient w.r.t. the input of `resizeNearest`: each input pixel sums the gradient of the
+    /// outputs that copy it (none where down-sampling skips it).
+    public func resizeNearestBackward(_ outputGrad: Tensor, inputShape: Shape, _ op: NearestResize) throws -> Tensor {
+        let expected = try op.outputShape(input: inputShape)
+        guard outputGrad.shape == expected else {
+            throw ShapeError("resizeNearestBackward: output gradient \(outputGrad.shape) must be \(expected), the resize of \(inputShape)")
+        }
+        try requireFloat(outputGrad, "resizeNearestBackward", "output gradient")
+        let dx = try output(inputShape)
+        try resizeNearestBackward(op, outputGrad: outputGrad, inputGrad: dx)
+        return dx
+    }
+
+    // MARK: Constant pad
+
+    public func pad2d(_ input: Tensor, _ op: ConstantPad2D) throws -> Tensor {
+        try requireFloat(input, "pad2d", "input")
+        let y = try output(try op.outputShape(input: input.shape))
+        try pad2dForward(op, input: input, output: y)
+        return y
+    }
+
+    /// Gradient w.r.t. the input of `pad2d`: the output gradient cropped back to the input, 0 on
+    /// rows and columns a negative pad cropped away.
+    public func pad2dBackward(_ outputGrad: Tensor, inputShape: Shape, _ op: ConstantPad2D) throws -> Tensor {
+        let expected = try op.outputShape(input: inputShape)
+        guard outputGrad.shape == expected else {
+            throw ShapeError("pad2dBackward: output gradient \(outputGrad.shape) must be \(expected), the padding of \(inputShape)")
+        }
+        try requireFloat(outputGrad, "pad2dBackward", "output gradient")
+        let dx = try output(inputShape)
+        try pad2dBackward(op, outputGrad: outputGrad, inputGrad: dx)
         return dx
     }
 

@@ -30,6 +30,8 @@ public protocol Backend: AnyObject {
     /// Copies `channels` channels of every image: `dst[n, dstOffset + i] = src[n, srcOffset + i]`.
     /// Concat forward (one call per input) and its backward (one call per input gradient).
     func copyChannels(from src: Tensor, srcOffset: Int, to dst: Tensor, dstOffset: Int, channels: Int) throws
+    /// `output[c, r] = input[r, c]` for an `[R, C]` input and a `[C, R]` output.
+    func transpose2d(input: Tensor, output: Tensor) throws
 
     // MARK: Convolution
     func conv2dForward(_ op: Conv2D, input: Tensor, weight: Tensor, bias: Tensor?, output: Tensor) throws
@@ -70,6 +72,12 @@ public protocol Backend: AnyObject {
     // MARK: Image-space ops
     func resizeBilinearForward(_ op: BilinearResize, input: Tensor, output: Tensor) throws
     func resizeBilinearBackward(_ op: BilinearResize, outputGrad: Tensor, inputGrad: Tensor) throws
+    func resizeNearestForward(_ op: NearestResize, input: Tensor, output: Tensor) throws
+    /// `inputGrad[i] = sum of outputGrad[o]` over the outputs `o` that read input `i` (a gather).
+    func resizeNearestBackward(_ op: NearestResize, outputGrad: Tensor, inputGrad: Tensor) throws
+    func pad2dForward(_ op: ConstantPad2D, input: Tensor, output: Tensor) throws
+    /// `inputGrad` = `outputGrad` cropped back to the input; 0 where the pad cropped the input away.
+    func pad2dBackward(_ op: ConstantPad2D, outputGrad: Tensor, inputGrad: Tensor) throws
     /// `output[n]` = total variation of image n (summed over its channels).
     func totalVariationForward(_ op: TotalVariation, input: Tensor, output: Tensor) throws
     func totalVariationBackward(_ op: TotalVariation, input: Tensor, outputGrad: Tensor, inputGrad: Tensor) throws

@@ -63,6 +63,13 @@ extension OpenCLBackend {
                                .int(channels), .int(h * w)])
     }
 
+    /// One work-item per output element, neighbours along an output row: contiguous writes, reads
+    /// `C` apart.
+    public func transpose2d(input: Tensor, output: Tensor) throws {
+        guard input.shape.rank == 2 else { throw ShapeError("transpose2d: expected an [R, C] matrix, got \(input.shape)") }
+        try launchElementwise("transpose2d", count: output.count, [.tensor(input), .tensor(output), .int(input.shape[0]), .int(input.shape[1])])
+    }
+
     // MARK: Activations and clamp
 
     /// ReLU runs as leaky ReLU with slope 0 (`leaky_gate` keeps its closed side exactly 0).

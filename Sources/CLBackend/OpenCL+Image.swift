@@ -1,5 +1,6 @@
-// Image-space ops: bilinear resize, total variation, Lp norm, Gaussian blur, roll. Backward passes
-// are gathers (one work-item per input element); per-image values are one work-group per image.
+// Image-space ops: bilinear and nearest resize, constant pad, total variation, Lp norm, Gaussian
+// blur, roll. Backward passes are gathers (one work-item per input element); per-image values are
+// one work-group per image.
 
 extension OpenCLBackend {
     // MARK: Bilinear resize
@@ -14,6 +15,37 @@ extension OpenCLBackend {
         let (_, _, h, w) = try inputGrad.shape.nchw(for: "resizeBilinearBackward")
         try launchElementwise("resize_bilinear_bwd", count: inputGrad.count,
                               [.tensor(outputGrad), .tensor(inputGrad), .int(h), .int(w), .int(op.height), .int(op.width), .int(op.alignCorners ? 1 : 0)])
+    }
+
+    // MARK: Nearest resize and constant pad
+
+    /// The plane sizes `H, W, OH, OW` of a kernel mapping `input`'s planes to `output`'s.
+    private func planeSizes(input: Tensor, output: Tensor, _ name: String) throws -> [KernelArg] {
+        let (_, _, h, w) = try input.shape.nchw(for: name)
+        let (_, _, oh, ow) = try output.shape.nchw(for: name)
+        return [h, w, oh, ow].map { .int($0) }
+    }
+
+    public func resizeNearestForward(_ op: NearestResize, input: Tensor, output: Tensor) throws {
+        try launchElementwise("resize_nearest_fwd", count: output.count,
+                              [.tensor(input), .tensor(output)] + planeSizes(input: input, output: output, "resizeNearest"))
+    }
+
+    public func resizeNearestBackward(_ op: NearestResize, outputGrad: Tensor, inputGrad: Tensor) throws {
+        try launchElementwise("resize_nearest_bwd", count: inputGrad.count,
+                              [.tensor(outputGrad), .tensor(inputGrad)] + planeSizes(input: inputGrad, output: outputGrad, "resizeNearestBackward"))
+    }
+
+    public func pad2dForward(_ op: ConstantPad2D, input: Tensor, output: Tensor) throws {
+        try launchElementwise("pad2d_fwd", count: output.count,
+                              [.tensor(input), .tensor(output)] + planeSizes(input: input, output: output, "pad2d")
+                                + [.int(op.top), .int(op.left), .float(op.value)])
+    }
+
+    public func pad2dBackward(_ op: ConstantPad2D, outputGrad: Tensor, inputGrad: Tensor) throws {
+        try launchElementwise("pad2d_bwd", count: inputGrad.count,
+                              [.tensor(outputGrad), .tensor(inputGrad)] + planeSizes(input: inputGrad, output: outputGrad, "pad2dBackward")
+                                + [.int(op.top), .int(op.left)])
     }
 
     // MARK: Total variation and Lp norm

@@ -235,6 +235,54 @@ public struct BilinearResize: Hashable, Sendable {
     }
 }
 
+/// Nearest-neighbour resize of each plane: ONNX `Resize` with mode `nearest`, coordinate
+/// transformation `asymmetric` and nearest mode `floor`. Along one axis output `dst` reads input
+/// `src = min(floor(dst * in / out), in - 1)`, computed exactly in integers; for `dst < out` the
+/// quotient is already below `in`, so the clamp never binds.
+public struct NearestResize: Hashable, Sendable {
+    public var height: Int, width: Int
+    public init(height: Int, width: Int) { self.height = height; self.width = width }
+
+    /// The input index output `dst` reads along an axis of `inLength` resized to `outLength`.
+    public static func source(of dst: Int, inLength: Int, outLength: Int) -> Int { dst * inLength / outLength }
+
+    /// Checks the input and returns `[N, C, height, width]`. The kernels compute `(in + 1) * out`
+    /// in 32-bit ints, so that product must fit.
+    public func outputShape(input: Shape) throws -> Shape {
+        guard input.rank == 4 else { throw ShapeError("resizeNearest: expected an NCHW tensor, got \(input)") }
+        guard height > 0, width > 0 else { throw ShapeError("resizeNearest: target size \(height)x\(width) must be positive") }
+        guard input[2] > 0, input[3] > 0 else { throw ShapeError("resizeNearest: cannot resize the empty planes of \(input)") }
+        guard (input[2] + 1) * height <= Int(Int32.max), (input[3] + 1) * width <= Int(Int32.max) else {
+            throw ShapeError("resizeNearest: resizing \(input) to \(height)x\(width) overflows 32-bit index arithmetic")
+        }
+        return [input[0], input[1], height, width]
+    }
+}
+
+/// Constant padding of each plane (ONNX `Pad`, mode `constant`, on the two spatial axes):
+/// `[N, C, H, W] -> [N, C, H + top + bottom, W + left + right]`. Output `(y, x)` copies input
+/// `(y - top, x - left)` where that lies inside the input and holds `value` elsewhere. A negative
+/// pad crops that many rows or columns from its side, as ONNX allows; the output must stay non-empty.
+public struct ConstantPad2D: Hashable, Sendable {
+    public var top: Int, left: Int, bottom: Int, right: Int
+    public var value: Float
+    public init(top: Int, left: Int, bottom: Int, right: Int, value: Float = 0) {
+        self.top = top; self.left = left; self.bottom = bottom; self.right = right; self.value = value
+    }
+
+    /// The same pad on every side.
+    public init(_ pad: Int, value: Float = 0) { self.init(top: pad, left: pad, bottom: pad, right: pad, value: value) }
+
+    public func outputShape(input: Shape) throws -> Shape {
+        guard input.rank == 4 else { throw ShapeError("pad2d: input must be NCHW, got \(input)") }
+        let (oh, ow) = (input[2] + top + bottom, input[3] + left + right)
+        guard oh > 0, ow > 0 else {
+            throw ShapeError("pad2d: padding (top \(top), left \(left), bottom \(bottom), right \(right)) leaves an empty \(oh)x\(ow) output for input \(input)")
+        }
+        return [input[0], input[1], oh, ow]
+    }
+}
+
 /// Total variation per image, summed over channels:
 /// `TV_beta(x) = sum_ij ((x[i,j+1] - x[i,j])^2 + (x[i+1,j] - x[i,j])^2)^(beta/2)`, with a difference
 /// that would leave the image taken as 0 (replicated border). `beta >= 1`; where a term is 0 its

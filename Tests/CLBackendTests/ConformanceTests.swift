@@ -348,6 +348,50 @@ final class ConformanceTests: XCTestCase {
         }
     }
 
+    func testConstantPad() throws {
+        let b = try Backends()
+        let cases: [(Shape, ConstantPad2D)] = [
+            ([3, 2, 5, 7], ConstantPad2D(top: 1, left: 2, bottom: 3, right: 0)),
+            ([3, 3, 6, 9], ConstantPad2D(top: 2, left: -1, bottom: 0, right: 3, value: -1.5)),
+            ([2, 1, 7, 4], ConstantPad2D(top: -2, left: 1, bottom: -1, right: -1, value: 0.25)),
+            ([1, 4, 5, 5], ConstantPad2D(0, value: 3)),
+            // Cropping more rows than the input has: every output row is padding.
+            ([2, 2, 3, 3], ConstantPad2D(top: -5, left: 1, bottom: 4, right: 0, value: 2)),
+        ]
+        for (input, op) in cases {
+            let outShape = try op.outputShape(input: input)
+            let x = try b.random(input), dy = try b.random(outShape)
+            let shape = "\(input) pad (\(op.top), \(op.left), \(op.bottom), \(op.right)) value \(op.value) -> \(outShape)"
+            try b.compare(op: "pad2d", direction: "forward", shape: shape) { be, cl in try be.pad2d(cl ? x.cl : x.ref, op) }
+            try b.compare(op: "pad2d", direction: "backward", shape: shape) { be, cl in try be.pad2dBackward(cl ? dy.cl : dy.ref, inputShape: input, op) }
+        }
+    }
+
+    func testResizeNearest() throws {
+        let b = try Backends()
+        // Up by 2; 5 -> 7 rows with 7 -> 5 columns; down-sampling that skips inputs; 1 -> 4; mixed 3x and 1/2.
+        let cases: [(Shape, Int, Int)] = [([3, 2, 5, 7], 10, 14), ([2, 3, 5, 7], 7, 5), ([3, 1, 7, 6], 5, 4), ([2, 2, 1, 1], 4, 4),
+                                          ([1, 3, 4, 6], 12, 3), ([2, 1, 9, 12], 4, 5)]
+        for (input, height, width) in cases {
+            let op = NearestResize(height: height, width: width)
+            let x = try b.random(input), dy = try b.random([input[0], input[1], height, width])
+            let shape = "\(input) -> \(height)x\(width)"
+            try b.compare(op: "resizeNearest", direction: "forward", shape: shape) { be, cl in try be.resizeNearest(cl ? x.cl : x.ref, op) }
+            try b.compare(op: "resizeNearest", direction: "backward", shape: shape) { be, cl in
+                try be.resizeNearestBackward(cl ? dy.cl : dy.ref, inputShape: input, op)
+            }
+        }
+    }
+
+    func testTranspose() throws {
+        let b = try Backends()
+        for input: Shape in [[1, 37], [41, 1], [37, 53], [1, 1], [64, 3]] {
+            let x = try b.random(input), dy = try b.random([input[1], input[0]])
+            try b.compare(op: "transpose", direction: "forward", shape: "\(input)") { be, cl in try be.transpose(cl ? x.cl : x.ref) }
+            try b.compare(op: "transpose", direction: "backward", shape: "\(input)") { be, cl in try be.transpose(cl ? dy.cl : dy.ref) }
+        }
+    }
+
     // MARK: Optimizers
 
     func testOptimizerSteps() throws {
@@ -430,6 +474,18 @@ final class ConformanceTests: XCTestCase {
         assertRejects("resizeBilinearBackward with a mismatched gradient") {
             _ = try be.resizeBilinearBackward(t([3, 4, 8, 8]), inputShape: shape, BilinearResize(height: 8, width: 9))
         }
+        assertRejects("pad2d cropping every row") { _ = try be.pad2d(x, ConstantPad2D(top: -3, left: 0, bottom: -2, right: 0)) }
+        assertRejects("pad2d cropping past every column") { _ = try be.pad2d(x, ConstantPad2D(top: 1, left: -4, bottom: 1, right: -3)) }
+        assertRejects("pad2d of [N, K] rows") { _ = try be.pad2d(t([3, 4]), ConstantPad2D(1)) }
+        assertRejects("pad2dBackward with a mismatched gradient") { _ = try be.pad2dBackward(t([3, 4, 7, 7]), inputShape: shape, ConstantPad2D(1)) }
+        assertRejects("resizeNearest to an empty size") { _ = try be.resizeNearest(x, NearestResize(height: 0, width: 4)) }
+        assertRejects("resizeNearest to a negative size") { _ = try be.resizeNearest(x, NearestResize(height: 4, width: -2)) }
+        assertRejects("resizeNearestBackward with a mismatched gradient") {
+            _ = try be.resizeNearestBackward(t([3, 4, 8, 8]), inputShape: shape, NearestResize(height: 8, width: 9))
+        }
+        assertRejects("transpose of a rank-3 tensor") { _ = try be.transpose(t([3, 4, 5])) }
+        assertRejects("transpose of an NCHW tensor") { _ = try be.transpose(x) }
+        assertRejects("transpose of int32") { _ = try be.transpose(be.tensor(ints: [1, 2], shape: [1, 2])) }
         assertRejects("totalVariation with beta < 1") { _ = try be.totalVariation(x, TotalVariation(beta: 0.5)) }
         assertRejects("totalVariationBackward with a gradient per channel") { _ = try be.totalVariationBackward(t([4]), input: x, TotalVariation()) }
         assertRejects("lpNorm with p < 1") { _ = try be.lpNorm(x, p: 0.5) }

@@ -401,6 +401,84 @@ final class ReferenceGradientTests: XCTestCase {
         XCTAssertEqual(Reference.roll(shiftH: 1, shiftW: -1, input: [1, 2, 3, 4, 5, 6], shape: [1, 1, 2, 3]), [5, 6, 4, 2, 3, 1])
     }
 
+    func testNearestResizeGradients() {
+        var rng = SeededGenerator()
+        let cases: [(input: Shape, height: Int, width: Int)] = [([3, 2, 3, 4], 6, 8), ([2, 1, 5, 7], 7, 5), ([2, 2, 7, 3], 4, 1), ([3, 1, 1, 2], 4, 3)]
+        for c in cases {
+            let op = NearestResize(height: c.height, width: c.width)
+            let (x, u) = (rng.uniform(c.input.count), rng.uniform(c.input[0] * c.input[1] * c.height * c.width))
+            checkGradient("nearest \(c.input) to \(c.height)x\(c.width)", at: x, cotangent: u,
+                          gradient: Reference.resizeNearestBackward(op, outputGrad: u, inputShape: c.input),
+                          rng: &rng) { Reference.resizeNearestForward(op, input: $0, inputShape: c.input) }
+        }
+    }
+
+    func testNearestResizeSampling() {
+        // ONNX asymmetric + floor, 5 -> 7: floor(dst * 5 / 7); 7 -> 5: floor(dst * 7 / 5); 1 -> 4 reads only 0.
+        XCTAssertEqual((0..<7).map { NearestResize.source(of: $0, inLength: 5, outLength: 7) }, [0, 0, 1, 2, 2, 3, 4])
+        XCTAssertEqual((0..<5).map { NearestResize.source(of: $0, inLength: 7, outLength: 5) }, [0, 1, 2, 4, 5])
+        XCTAssertEqual((0..<4).map { NearestResize.source(of: $0, inLength: 1, outLength: 4) }, [0, 0, 0, 0])
+        // An integer factor k repeats each pixel k x k.
+        var rng = SeededGenerator()
+        let (shape, k): (Shape, Int) = ([2, 3, 4, 5], 3)
+        let x = rng.uniform(shape.count)
+        let y = Reference.resizeNearestForward(NearestResize(height: 4 * k, width: 5 * k), input: x, inputShape: shape)
+        XCTAssertEqual(y.count, shape.count * k * k)
+        for (i, v) in y.enumerated() {
+            let (plane, offset) = i.quotientAndRemainder(dividingBy: 4 * k * 5 * k)
+            let (row, column) = offset.quotientAndRemainder(dividingBy: 5 * k)
+            XCTAssertEqual(v, x[plane * 20 + (row / k) * 5 + column / k])
+        }
+        // Same size is the identity; its gradient too.
+        let same = NearestResize(height: 4, width: 5)
+        XCTAssertEqual(Reference.resizeNearestForward(same, input: x, inputShape: shape), x)
+        XCTAssertEqual(Reference.resizeNearestBackward(same, outputGrad: x, inputShape: shape), x)
+    }
+
+    func testConstantPadGradients() throws {
+        var rng = SeededGenerator()
+        let cases: [(input: Shape, op: ConstantPad2D)] = [
+            ([3, 2, 4, 5], ConstantPad2D(top: 1, left: 0, bottom: 2, right: 3, value: 0.5)),
+            ([2, 2, 5, 6], ConstantPad2D(top: -1, left: 2, bottom: 1, right: -2, value: -2)),
+            ([2, 1, 6, 3], ConstantPad2D(top: -2, left: -1, bottom: -3, right: 0)),
+        ]
+        for c in cases {
+            let outShape = try c.op.outputShape(input: c.input)
+            let (x, u) = (rng.uniform(c.input.count), rng.uniform(outShape.count))
+            checkGradient("pad \(c.input) by (\(c.op.top), \(c.op.left), \(c.op.bottom), \(c.op.right))", at: x, cotangent: u,
+                          gradient: Reference.pad2dBackward(c.op, outputGrad: u, inputShape: c.input),
+                          rng: &rng) { Reference.pad2dForward(c.op, input: $0, inputShape: c.input) }
+        }
+    }
+
+    func testConstantPadClosedForms() {
+        var rng = SeededGenerator()
+        let shape: Shape = [2, 3, 4, 5]
+        let x = rng.uniform(shape.count)
+        // Padding by 0 is the identity, forward and backward, whatever the value.
+        let zero = ConstantPad2D(0, value: 7)
+        XCTAssertEqual(Reference.pad2dForward(zero, input: x, inputShape: shape), x)
+        XCTAssertEqual(Reference.pad2dBackward(zero, outputGrad: x, inputShape: shape), x)
+        // One 2x3 plane [[1, 2, 3], [4, 5, 6]]: one row of 9 on top, the first column cropped, one column of 9 on the right.
+        let op = ConstantPad2D(top: 1, left: -1, bottom: 0, right: 1, value: 9)
+        XCTAssertEqual(Reference.pad2dForward(op, input: [1, 2, 3, 4, 5, 6], inputShape: [1, 1, 2, 3]), [9, 9, 9, 2, 3, 9, 5, 6, 9])
+        // Its gradient crops back; the cropped column gets 0.
+        XCTAssertEqual(Reference.pad2dBackward(op, outputGrad: (1...9).map(Double.init), inputShape: [1, 1, 2, 3]), [0, 4, 5, 0, 7, 8])
+    }
+
+    /// Transposition is linear and its own adjoint; twice is the identity.
+    func testTransposeGradientAndIdentity() {
+        var rng = SeededGenerator()
+        for (rows, columns) in [(1, 7), (6, 1), (5, 9)] {
+            let (x, u) = (rng.uniform(rows * columns), rng.uniform(rows * columns))
+            checkGradient("transpose \(rows)x\(columns)", at: x, cotangent: u,
+                          gradient: Reference.transpose(u, rows: columns, columns: rows),
+                          rng: &rng) { Reference.transpose($0, rows: rows, columns: columns) }
+            XCTAssertEqual(Reference.transpose(Reference.transpose(x, rows: rows, columns: columns), rows: columns, columns: rows), x)
+        }
+        XCTAssertEqual(Reference.transpose([1, 2, 3, 4, 5, 6], rows: 2, columns: 3), [1, 4, 2, 5, 3, 6])
+    }
+
     /// Copying channels is linear; its gradient copies the same channels back.
     func testCopyChannelsGradient() {
         var rng = SeededGenerator()

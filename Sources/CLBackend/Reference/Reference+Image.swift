@@ -1,6 +1,6 @@
 import Foundation
 
-/// Image-space ops: resizing, regularizers, blur and jitter.
+/// Image-space ops: resizing, padding, regularizers, blur and jitter.
 extension Reference {
     // MARK: Bilinear resize
 
@@ -46,6 +46,60 @@ extension Reference {
     /// The adjoint of `resizeBilinearForward`.
     public static func resizeBilinearBackward(_ op: BilinearResize, outputGrad: [Double], inputShape: Shape) -> [Double] {
         bilinearMap(op, h: inputShape[2], w: inputShape[3]).applyTransposed(outputGrad)
+    }
+
+    // MARK: Nearest resize
+
+    /// Nearest resize of an `h x w` plane as a plane map: output `(y, x)` copies input
+    /// `(source(y), source(x))` with weight 1 (rule in `NearestResize.source`).
+    static func nearestMap(_ op: NearestResize, h: Int, w: Int) -> PlaneMap {
+        var entries: [PlaneMap.Entry] = []
+        for y in 0..<op.height {
+            let iy = NearestResize.source(of: y, inLength: h, outLength: op.height)
+            for x in 0..<op.width {
+                let ix = NearestResize.source(of: x, inLength: w, outLength: op.width)
+                entries.append(.init(out: y * op.width + x, input: iy * w + ix, weight: 1))
+            }
+        }
+        return PlaneMap(inputSize: h * w, outputSize: op.height * op.width, entries: entries)
+    }
+
+    public static func resizeNearestForward(_ op: NearestResize, input: [Double], inputShape: Shape) -> [Double] {
+        nearestMap(op, h: inputShape[2], w: inputShape[3]).apply(input)
+    }
+
+    /// The adjoint of `resizeNearestForward`: each input pixel sums the gradient of its copies.
+    public static func resizeNearestBackward(_ op: NearestResize, outputGrad: [Double], inputShape: Shape) -> [Double] {
+        nearestMap(op, h: inputShape[2], w: inputShape[3]).applyTransposed(outputGrad)
+    }
+
+    // MARK: Constant pad
+
+    /// The copying part of `op` on an `h x w` plane as a plane map: output `(y, x)` takes input
+    /// `(y - top, x - left)` with weight 1 where that lies inside the input. Outputs without an
+    /// entry are padding.
+    static func padMap(_ op: ConstantPad2D, h: Int, w: Int) -> PlaneMap {
+        let (oh, ow) = (h + op.top + op.bottom, w + op.left + op.right)
+        var entries: [PlaneMap.Entry] = []
+        for y in 0..<oh where (0..<h).contains(y - op.top) {
+            for x in 0..<ow where (0..<w).contains(x - op.left) {
+                entries.append(.init(out: y * ow + x, input: (y - op.top) * w + x - op.left, weight: 1))
+            }
+        }
+        return PlaneMap(inputSize: h * w, outputSize: oh * ow, entries: entries)
+    }
+
+    /// Every plane padded with `op.value` (or cropped, where a pad is negative).
+    public static func pad2dForward(_ op: ConstantPad2D, input: [Double], inputShape: Shape) -> [Double] {
+        let map = padMap(op, h: inputShape[2], w: inputShape[3])
+        var copied = [Bool](repeating: false, count: map.outputSize)
+        for e in map.entries { copied[e.out] = true }
+        return map.apply(input).enumerated().map { i, v in copied[i % map.outputSize] ? v : Double(op.value) }
+    }
+
+    /// The adjoint of `pad2dForward` in its input (the pad value is a constant).
+    public static func pad2dBackward(_ op: ConstantPad2D, outputGrad: [Double], inputShape: Shape) -> [Double] {
+        padMap(op, h: inputShape[2], w: inputShape[3]).applyTransposed(outputGrad)
     }
 
     // MARK: Total variation

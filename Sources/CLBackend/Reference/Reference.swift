@@ -129,6 +129,14 @@ extension Reference {
         }
     }
 
+    /// `output[c, r] = input[r, c]`: an `[rows, columns]` matrix transposed.
+    public static func transpose(_ input: [Double], rows: Int, columns: Int) -> [Double] {
+        (0..<(rows * columns)).map { i in
+            let (c, r) = i.quotientAndRemainder(dividingBy: rows)
+            return input[r * columns + c]
+        }
+    }
+
     /// ReLU `max(x, 0)`, or leaky ReLU `x > 0 ? x : slope * x`.
     public static func activationForward(_ activation: Activation, input: [Double]) -> [Double] {
         switch activation {

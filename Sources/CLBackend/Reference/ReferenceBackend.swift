@@ -129,6 +129,13 @@ public final class ReferenceBackend: Backend {
         try store(values, into: dst, op)
     }
 
+    public func transpose2d(input: Tensor, output: Tensor) throws {
+        let name = "transpose2d"
+        guard input.shape.rank == 2 else { throw ShapeError("\(name): expected an [R, C] matrix, got \(input.shape)") }
+        let (rows, columns) = (input.shape[0], input.shape[1])
+        try store(Reference.transpose(try doubles(input, name), rows: rows, columns: columns), into: output, name)
+    }
+
     // MARK: Convolution
 
     public func conv2dForward(_ op: Conv2D, input: Tensor, weight: Tensor, bias: Tensor?, output: Tensor) throws {
@@ -327,6 +334,30 @@ public final class ReferenceBackend: Backend {
         let name = "resizeBilinearBackward"
         try requireResize(op, input: inputGrad, output: outputGrad, name)
         try store(Reference.resizeBilinearBackward(op, outputGrad: try doubles(outputGrad, name), inputShape: inputGrad.shape), into: inputGrad, name)
+    }
+
+    public func resizeNearestForward(_ op: NearestResize, input: Tensor, output: Tensor) throws {
+        let name = "resizeNearest"
+        try requireCount(output, try op.outputShape(input: input.shape).count, name)
+        try store(Reference.resizeNearestForward(op, input: try doubles(input, name), inputShape: input.shape), into: output, name)
+    }
+
+    public func resizeNearestBackward(_ op: NearestResize, outputGrad: Tensor, inputGrad: Tensor) throws {
+        let name = "resizeNearestBackward"
+        try requireCount(outputGrad, try op.outputShape(input: inputGrad.shape).count, name)
+        try store(Reference.resizeNearestBackward(op, outputGrad: try doubles(outputGrad, name), inputShape: inputGrad.shape), into: inputGrad, name)
+    }
+
+    public func pad2dForward(_ op: ConstantPad2D, input: Tensor, output: Tensor) throws {
+        let name = "pad2d"
+        try requireCount(output, try op.outputShape(input: input.shape).count, name)
+        try store(Reference.pad2dForward(op, input: try doubles(input, name), inputShape: input.shape), into: output, name)
+    }
+
+    public func pad2dBackward(_ op: ConstantPad2D, outputGrad: Tensor, inputGrad: Tensor) throws {
+        let name = "pad2dBackward"
+        try requireCount(outputGrad, try op.outputShape(input: inputGrad.shape).count, name)
+        try store(Reference.pad2dBackward(op, outputGrad: try doubles(outputGrad, name), inputShape: inputGrad.shape), into: inputGrad, name)
     }
 
     public func totalVariationForward(_ op: TotalVariation, input: Tensor, output: Tensor) throws {
