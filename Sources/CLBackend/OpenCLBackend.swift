@@ -1,12 +1,13 @@
 import COpenCL
 import Foundation
 
-/// A device buffer. Released when the last tensor viewing it goes away.
+/// A device buffer. Goes back to the backend's pool when the last tensor viewing it goes away.
 final class CLStorage: TensorStorage {
     let mem: cl_mem
     let byteCount: Int
-    init(mem: cl_mem, byteCount: Int) { self.mem = mem; self.byteCount = byteCount }
-    deinit { CL.releaseBuffer(mem) }
+    private let memory: DeviceMemory
+    init(mem: cl_mem, byteCount: Int, memory: DeviceMemory) { self.mem = mem; self.byteCount = byteCount; self.memory = memory }
+    deinit { memory.recycle(mem, bytes: byteCount) }
 }
 
 /// An argument to a kernel launch, in the kernel's parameter order.
@@ -32,6 +33,21 @@ public final class OpenCLBackend: Backend {
     /// tested to read only when asked.
     public private(set) var hostReads = 0
 
+    /// Device memory in use by live tensors (pooled buffers excluded).
+    public var memoryInUseBytes: Int { memory.inUseBytes }
+    /// The most device memory held at once (in use plus pooled) since the backend started or `resetPeakMemory`.
+    public var peakMemoryBytes: Int { memory.peakBytes }
+    /// Allocations beyond this (in use plus pooled) fail with `DeviceMemoryError`; defaults to the
+    /// device's global memory. Lower it to leave room for other programs.
+    public var memoryBudgetBytes: Int {
+        get { memory.budgetBytes }
+        set { memory.budgetBytes = newValue }
+    }
+    public func resetPeakMemory() { memory.resetPeak() }
+    /// Hands pooled buffers back to the driver.
+    public func releaseCachedBuffers() { memory.releasePool() }
+
+    private let memory: DeviceMemory
     let device: cl_device_id
     let context: cl_context
     let queue: cl_command_queue
@@ -45,6 +61,7 @@ public final class OpenCLBackend: Backend {
     public init(device entry: DeviceEntry, tiling: ConvTiling? = nil, cache: ProgramCache = ProgramCache()) throws {
         device = entry.device
         deviceIndex = entry.index
+        memory = DeviceMemory(budgetBytes: entry.profile.globalMemoryBytes)
         var profile = entry.profile
         context = try CL.createContext(entry.device)
         do {
@@ -96,7 +113,8 @@ public final class OpenCLBackend: Backend {
         guard bytes <= profile.maxAllocationBytes else {
             throw AllocationError(requestedBytes: bytes, limitBytes: profile.maxAllocationBytes, device: name)
         }
-        let t = Tensor(shape: shape, dtype: dtype, storage: CLStorage(mem: try CL.createBuffer(context, bytes: bytes), byteCount: bytes))
+        let mem = try memory.acquire(bytes: bytes, context: context, device: name)
+        let t = Tensor(shape: shape, dtype: dtype, storage: CLStorage(mem: mem, byteCount: bytes, memory: memory))
         if poisonsNewTensors {
             try launch("fill_f32", global: [t.count], .tensor(t), .float(dtype == .float32 ? .nan : Float(bitPattern: UInt32(bitPattern: Int32.min))), .int(t.count))
         }

@@ -10,12 +10,16 @@ public final class Executor {
     public let backend: Backend
     /// The parameters, uploaded once when the executor is made.
     public private(set) var parameters: [ValueID: Tensor] = [:]
+    /// How many times `infer`/`inputGradient` have split a batch in two to fit device memory.
+    public internal(set) var splitCount = 0
     /// For each value, the index of the last node that reads it (inference frees values after it).
     private let lastUse: [ValueID: Int]
     /// Values that some node's backward needs.
     private let neededByBackward: Set<ValueID>
 
-    public init(_ graph: Graph, on backend: Backend) throws {
+    /// - Parameter parameters: device tensors to use for the parameters instead of uploading the
+    ///   graph's values (executors of one graph at different batch sizes share them).
+    public init(_ graph: Graph, on backend: Backend, parameters shared: [ValueID: Tensor]? = nil) throws {
         self.graph = graph
         self.backend = backend
         var last: [ValueID: Int] = [:]
@@ -27,7 +31,7 @@ public final class Executor {
         lastUse = last
         neededByBackward = needed
         for p in graph.parameters {
-            parameters[p] = try backend.tensor(graph.parameterValues[p] ?? [], shape: graph[p].shape)
+            parameters[p] = try shared?[p] ?? backend.tensor(graph.parameterValues[p] ?? [], shape: graph[p].shape)
         }
     }
 
@@ -148,6 +152,9 @@ public final class Executor {
             case .batchNorm(let eps): return [try b.batchNorm(x[0], scale: x[1], shift: x[2], mean: x[3], variance: x[4], epsilon: eps)]
             case .localResponseNorm(let op): return [try b.localResponseNorm(x[0], op)]
             case .resizeBilinear(let op): return [try b.resizeBilinear(x[0], op)]
+            case .resizeNearest(let op): return [try b.resizeNearest(x[0], op)]
+            case .pad(let op): return [try b.pad2d(x[0], op)]
+            case .transpose: return [try b.transpose(x[0])]
             case .dropout: return [b.dropout(x[0])]
             case .identity: return [x[0]]
             }
@@ -165,7 +172,8 @@ public final class Executor {
         case .activation, .localResponseNorm: return [node.inputs[0]]
         case .softmax: return [node.outputs[0]]
         case .batchNorm: return [node.inputs[0], node.inputs[1], node.inputs[3], node.inputs[4]]
-        case .avgPool2d, .globalAvgPool, .add, .axpby, .concat, .flatten, .reshape, .resizeBilinear, .dropout, .identity: return []
+        case .avgPool2d, .globalAvgPool, .add, .axpby, .concat, .flatten, .reshape, .resizeBilinear, .resizeNearest, .pad, .transpose,
+             .dropout, .identity: return []
         }
     }
 
@@ -212,6 +220,9 @@ public final class Executor {
                 return [r.input, r.scale, r.shift, nil, nil]
             case .localResponseNorm(let op): return [try b.localResponseNormBackward(g, input: try held(node.inputs[0]), op)]
             case .resizeBilinear(let op): return [try b.resizeBilinearBackward(g, inputShape: shape(0), op)]
+            case .resizeNearest(let op): return [try b.resizeNearestBackward(g, inputShape: shape(0), op)]
+            case .pad(let op): return [try b.pad2dBackward(g, inputShape: shape(0), op)]
+            case .transpose: return [try b.transpose(g)]
             case .dropout, .identity: return [g]
             }
         } catch let e as ShapeError {

@@ -56,6 +56,11 @@ public enum GraphOp: Sendable, Equatable {
     case batchNorm(epsilon: Float)
     case localResponseNorm(LocalResponseNorm)
     case resizeBilinear(BilinearResize)
+    case resizeNearest(NearestResize)
+    /// constant padding (negative pads crop)
+    case pad(ConstantPad2D)
+    /// `[R, C] -> [C, R]`
+    case transpose
     /// identity at inference
     case dropout
     case identity
@@ -82,6 +87,9 @@ public enum GraphOp: Sendable, Equatable {
         case .batchNorm: return "BatchNorm"
         case .localResponseNorm: return "LRN"
         case .resizeBilinear: return "ResizeBilinear"
+        case .resizeNearest: return "ResizeNearest"
+        case .pad: return "Pad"
+        case .transpose: return "Transpose"
         case .dropout: return "Dropout"
         case .identity: return "Identity"
         }
@@ -188,5 +196,46 @@ public final class Graph {
     @discardableResult
     public func apply(_ op: GraphOp, _ inputs: [ValueID], name: String) throws -> ValueID {
         try add(op, inputs, name: name)[0]
+    }
+}
+
+extension Graph {
+    /// The same graph for another batch size: the same values in the same order (so every
+    /// `ValueID` means the same thing in both), inputs with batch `n`, shapes inferred anew.
+    /// Reshapes and unpool shapes whose first axis is the batch follow it.
+    public func withBatch(_ n: Int) throws -> Graph {
+        guard n > 0 else { throw GraphError("batch size must be positive, got \(n)") }
+        let old = inputs.first.map { self[$0].shape[0] } ?? 1
+        func rebatched(_ s: Shape) -> Shape {
+            guard s.rank > 0, s[0] == old else { return s }
+            var d = s.dims
+            d[0] = n
+            return Shape(d)
+        }
+        let g = Graph()
+        var i = 0
+        while i < values.count {
+            let v = values[i]
+            switch v.kind {
+            case .input:
+                try g.input(v.name, shape: rebatched(v.shape))
+                i += 1
+            case .parameter:
+                try g.parameter(v.name, shape: v.shape, values: parameterValues[ValueID(index: i)] ?? [])
+                i += 1
+            case .computed:
+                let node = nodes[producer[ValueID(index: i)]!]
+                var op = node.op
+                switch op {
+                case .reshape(let s): op = .reshape(rebatched(s))
+                case .maxUnpool2d(let p, let s): op = .maxUnpool2d(p, outputShape: rebatched(s))
+                default: break
+                }
+                try g.add(op, node.inputs, name: node.name, outputNames: node.outputs.map { values[$0.index].name })
+                i += node.outputs.count
+            }
+        }
+        g.setOutputs(outputs)
+        return g
     }
 }

@@ -102,6 +102,16 @@ func inferOutputs(_ op: GraphOp, _ inputs: [Value]) throws -> [(Shape, DType)] {
         try arity(1...1)
         guard shapes[0].rank == 4 else { throw ShapeError("LRN works on NCHW tensors, got \(shapes[0])") }
         return [(shapes[0], .float32)]
+    case .resizeNearest(let r):
+        try arity(1...1)
+        return [(try r.outputShape(input: shapes[0]), .float32)]
+    case .pad(let p):
+        try arity(1...1)
+        return [(try p.outputShape(input: shapes[0]), .float32)]
+    case .transpose:
+        try arity(1...1)
+        guard shapes[0].rank == 2 else { throw ShapeError("transpose works on [R, C] matrices, got \(shapes[0])") }
+        return [([shapes[0][1], shapes[0][0]], .float32)]
     case .resizeBilinear(let r):
         try arity(1...1)
         guard shapes[0].rank == 4, r.height > 0, r.width > 0 else { throw ShapeError("resize needs an NCHW input and a positive size, got \(shapes[0]) to \(r.height)x\(r.width)") }

@@ -123,3 +123,29 @@ final class RuntimeTests: XCTestCase {
         XCTAssertThrowsError(try backend.read(foreign))
     }
 }
+
+/// The device-memory ledger: pooled reuse, peak tracking and the budget.
+final class DeviceMemoryTests: XCTestCase {
+    func testBuffersAreReusedAndTheBudgetIsEnforced() throws {
+        guard let entry = try enumerateDevices().first else { throw XCTSkip("no OpenCL device on this machine") }
+        let backend = try OpenCLBackend(device: entry)
+        XCTAssertEqual(backend.memoryInUseBytes, 0)
+        do {
+            let a = try backend.full([1024], value: 1)
+            XCTAssertEqual(backend.memoryInUseBytes, 4096)
+            XCTAssertEqual(try backend.read(a).first, 1)
+        }
+        XCTAssertEqual(backend.memoryInUseBytes, 0, "a dropped tensor still counts as in use")
+        let peak = backend.peakMemoryBytes
+        let b = try backend.full([1024], value: 2)   // the pooled buffer comes back: no new allocation
+        XCTAssertEqual(backend.peakMemoryBytes, peak)
+        XCTAssertEqual(try backend.read(b), Array(repeating: 2, count: 1024))
+        backend.memoryBudgetBytes = 16 * 1024
+        XCTAssertThrowsError(try backend.makeTensor([8192], dtype: .float32)) { error in
+            XCTAssertTrue(error is DeviceMemoryError, "\(error)")
+            XCTAssertTrue(isOutOfDeviceMemory(error))
+            XCTAssertTrue("\(error)".contains("out of device memory"), "\(error)")
+        }
+        XCTAssertNoThrow(try backend.makeTensor([2048], dtype: .float32))
+    }
+}

@@ -178,4 +178,31 @@ final class ExecutorTests: XCTestCase {
         let exec = try Executor(g, on: ReferenceBackend())
         XCTAssertThrowsError(try exec.forward([:])) { XCTAssertTrue("\($0)".contains("no tensor fed for input 'x'"), "\($0)") }
     }
+
+    /// A batch that does not fit the device's memory budget is split and still gives the same
+    /// outputs and input gradients as the unsplit run.
+    func testBatchesThatDoNotFitAreSplit() throws {
+        let (small, _, _) = try smallNet(seed: 9)
+        let g = try small.withBatch(8)
+        let x = g.inputs[0], p = g.outputs[0], conv2 = g.value(named: "conv2")!
+        XCTAssertEqual(g[x].shape, [8, 3, 12, 10])
+        XCTAssertEqual(g[p].shape, [8, 5])
+        var rng = SeededGenerator(seed: UInt64.random(in: 0...1000))
+        let input = try HostTensor(shape: g[x].shape, values: random(g[x].shape.count, &rng))
+        let cot = try HostTensor(shape: g[conv2].shape, values: random(g[conv2].shape.count, &rng))
+        let be = try openCL()
+        let exec = try Executor(g, on: be)
+        let whole = try exec.infer([x: input])[p]!
+        let wholeGrad = try exec.inputGradient([x: input], at: conv2, cotangent: cot, target: x)
+        be.releaseCachedBuffers()
+        be.memoryBudgetBytes = be.memoryInUseBytes + 4 * 8 * 6 * 12 * 10   // about two images' worth of activations
+        let split = try exec.infer([x: input])[p]!
+        let splitGrad = try exec.inputGradient([x: input], at: conv2, cotangent: cot, target: x)
+        XCTAssertGreaterThan(exec.splitCount, 0, "the budget did not force a split")
+        XCTAssertEqual(split.shape, whole.shape)
+        XCTAssertLessThan(relativeError(split.values, whole.values), 1e-6)
+        XCTAssertLessThan(relativeError(splitGrad.values, wholeGrad.values), 1e-6)
+        be.memoryBudgetBytes = be.memoryInUseBytes + 16
+        XCTAssertThrowsError(try exec.infer([x: input])) { XCTAssertTrue(isOutOfDeviceMemory($0), "\($0)") }
+    }
 }
