@@ -14,17 +14,7 @@ final class NPYTests: XCTestCase {
     override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
 
     private func python(_ script: String) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c", script]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = Pipe()
-        do { try p.run() } catch { throw XCTSkip("python3 not available") }
-        p.waitUntilExit()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        if p.terminationStatus != 0 { throw XCTSkip("python3 with numpy not available") }
-        return text
+        try runPython(script, skippingOnFailure: "python3 with numpy not available")
     }
 
     func testRoundTripAndNumPyReadsWhatWeWrite() throws {
