@@ -50,6 +50,19 @@ public struct ReceptiveField: Hashable, Sendable {
             return Axis(size: size + span * j, jump: j, start: start + (Double(p) - span / 2) * j)
         }
 
+        /// Through a nearest-neighbour resize from `n` to `m` positions: output `o` reads input
+        /// `floor(o n / m)`, one input, so the size is kept; output 0 reads input 0, so the start is
+        /// kept; the jump is the average step `n / m` (the floor makes single steps uneven).
+        func nearestResize(from n: Int, to m: Int) -> Axis {
+            Axis(size: size, jump: jump * Double(n) / Double(m), start: start)
+        }
+
+        /// Through constant padding of `p` positions before the first (negative `p` crops): output `o`
+        /// is input `o - p`, or the constant, which depends on no input.
+        func padded(before p: Int) -> Axis {
+            Axis(size: size, jump: jump, start: start - Double(p) * jump)
+        }
+
         /// Through a bilinear resize from `n` to `m` positions: output `o` samples input position
         /// `src(o)` and interpolates its two neighbours (one input step), with `src(o) = (o + 0.5) n/m - 0.5`
         /// (half-pixel) or `o (n-1)/(m-1)` (align corners). Clamping at the borders is ignored.
@@ -89,8 +102,8 @@ public struct ReceptiveField: Hashable, Sendable {
 /// The receptive field of every input and computed value of `graph` (parameters have none).
 ///
 /// - Pointwise ops (activations, BatchNorm, dropout, identity, LRN — which mixes channels, not
-///   positions —, flatten, reshape) keep their input's field: each output element depends on one
-///   position of the input.
+///   positions —, flatten, reshape, transpose) keep their input's field: each output element
+///   depends on one position of the input. Padding keeps the size and moves the start.
 /// - Global pools, and `linear` and `softmax` over a flattened map, cover that map's whole grid.
 /// - Merges (`add`, `axpby`, `concat`) take the largest field over their operands, per axis (size,
 ///   with that operand's jump and start). The zoo's branches all agree on jump and start.
@@ -121,6 +134,11 @@ public func receptiveFields(of graph: Graph) -> [ValueID: ReceptiveField] {
         case .linear, .softmax:
             field = x.whole(xGrid)
             outGrid = (1, 1)
+        case .resizeNearest(let r):
+            field = ReceptiveField(height: x.height.nearestResize(from: xGrid.h, to: r.height),
+                                   width: x.width.nearestResize(from: xGrid.w, to: r.width))
+        case .pad(let p):
+            field = ReceptiveField(height: x.height.padded(before: p.top), width: x.width.padded(before: p.left))
         case .resizeBilinear(let r):
             field = ReceptiveField(height: x.height.resize(from: xGrid.h, to: r.height, alignCorners: r.alignCorners),
                                    width: x.width.resize(from: xGrid.w, to: r.width, alignCorners: r.alignCorners))
@@ -130,7 +148,7 @@ public func receptiveFields(of graph: Graph) -> [ValueID: ReceptiveField] {
                                    width: all.map(\.width).max { $0.size < $1.size } ?? x.width)
         case .activation, .batchNorm, .dropout, .identity, .localResponseNorm:
             field = x
-        case .flatten, .reshape:
+        case .flatten, .reshape, .transpose:
             field = x
             outGrid = xGrid
         }

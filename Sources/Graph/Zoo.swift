@@ -102,10 +102,11 @@ private struct ZooBuilder {
 
     private func initialization(_ wanted: Initialization) -> Initialization { randomize ? wanted : .constant(0) }
 
+    /// Every conv in the zoo feeds a ReLU (directly or through BatchNorm, a sum or a concatenation): He.
     mutating func conv(_ x: ValueID, _ out: Int, kernel: Int, stride: Int = 1, padding: Int = 0, bias: Bool = true,
-                       initialization: Initialization = .he, name: String, parameters: String? = nil) throws -> ValueID {
+                       name: String, parameters: String? = nil) throws -> ValueID {
         try graph.conv(x, out, kernel: kernel, stride: stride, padding: padding, bias: bias,
-                       initialization: self.initialization(initialization), name: name, parameterPrefix: parameters, rng: &rng)
+                       initialization: initialization(.he), name: name, parameterPrefix: parameters, rng: &rng)
     }
 
     mutating func linear(_ x: ValueID, _ out: Int, initialization: Initialization, name: String, parameters: String? = nil) throws -> ValueID {
@@ -174,7 +175,7 @@ private struct ZooBuilder {
     }
 
     mutating func zfNet(_ x: ValueID, classes: Int) throws -> ValueID {
-        let lrn = Operation.localResponseNorm(LocalResponseNorm(size: 5, alpha: 1e-4, beta: 0.75, k: 2))
+        let lrn = GraphOp.localResponseNorm(LocalResponseNorm(size: 5, alpha: 1e-4, beta: 0.75, k: 2))
         var h = try convReLU(x, 96, kernel: 7, stride: 2, padding: 1, name: "conv1", reluName: "relu1")
         h = try graph.apply(lrn, [try graph.maxPool(h, kernel: 3, stride: 2, ceilMode: true, name: "pool1")], name: "norm1")
         h = try convReLU(h, 256, kernel: 5, stride: 2, name: "conv2", reluName: "relu2")

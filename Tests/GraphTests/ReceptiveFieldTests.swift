@@ -59,6 +59,18 @@ final class ReceptiveFieldTests: XCTestCase {
         }
     }
 
+    /// Padding 2 on top and 1 on the left moves the starts to 0.5 - 2 = -1.5 and 0.5 - 1 = -0.5; a
+    /// nearest resize doubling the 6x5 map halves the jump and keeps size and start.
+    func testPaddingAndNearestResize() throws {
+        let g = Graph()
+        let x = try g.input("x", shape: [1, 1, 4, 4])
+        let p = try g.apply(.pad(ConstantPad2D(top: 2, left: 1, bottom: 0, right: 0)), [x], name: "p")
+        let r = try g.apply(.resizeNearest(NearestResize(height: 12, width: 10)), [p], name: "r")
+        let fields = receptiveFields(of: g)
+        XCTAssertEqual(fields[p], ReceptiveField(height: Axis(size: 1, jump: 1, start: -1.5), width: Axis(size: 1, jump: 1, start: -0.5)))
+        XCTAssertEqual(fields[r], ReceptiveField(height: Axis(size: 1, jump: 0.5, start: -1.5), width: Axis(size: 1, jump: 0.5, start: -0.5)))
+    }
+
     /// A sum of a 3x3 branch and a 1x1 branch, and a concat of a 5x5 and a 3x3 branch, take the
     /// larger field: 3 and 5.
     func testMergesTakeTheLargestField() throws {

@@ -132,4 +132,25 @@ final class ZooTests: XCTestCase {
         XCTAssertTrue(zero.parameterValues[zero.value(named: "layer1.0.conv1.weight")!]!.allSatisfy { $0 == 0 })
         XCTAssertTrue(zero.parameterValues[zero.value(named: "bn1.running_var")!]!.allSatisfy { $0 == 1 })
     }
+
+    /// The graphs run: small or shrunk models forward on the reference backend give finite logits of
+    /// the right shape (ceil-mode pools, LRN, concatenations and residual sums included). The larger
+    /// ones run with zero weights (`randomize: false`): a debug build draws about 2M He weights a
+    /// second, and what is checked here is that every op executes at these shapes.
+    func testSmallModelsRunOnTheReferenceBackend() throws {
+        let runs: [(ZooModel, inputSize: Int?, randomize: Bool)] = [
+            (.lenet5, nil, true), (.lenet5, 28, true), (.gapnet, nil, true), (.zfnet, 64, false), (.nin, 64, false),
+            (.resnet18, 32, false), (.resnet50, 32, false), (.googlenet, 32, false), (.densenet121, 32, false),
+        ]
+        var rng = SeededGenerator(seed: 11)
+        for (model, size, randomize) in runs {
+            let g = try model.build(batch: 2, inputSize: size, classes: 7, seed: 3, randomize: randomize)
+            let input = g[g.inputs[0]].shape
+            let image = try HostTensor(shape: input, values: (0..<input.count).map { _ in Float.random(in: 0...1, using: &rng) })
+            let logits = try Executor(g, on: ReferenceBackend()).infer([g.inputs[0]: image])[g.outputs[0]]!
+            XCTAssertEqual(logits.shape, [2, 7], "\(model)")
+            XCTAssertTrue(logits.values.allSatisfy(\.isFinite), "\(model)")
+            if randomize { XCTAssertNotEqual(logits.values.min(), logits.values.max(), "\(model)") }
+        }
+    }
 }
