@@ -30,7 +30,9 @@ let package = Package(
         ),
 
         // MARK: - Graphs and explanations
-        .target(name: "Graph", dependencies: ["CLBackend"], path: "Sources/Graph"),
+        .target(name: "Graph", dependencies: ["CLBackend"], path: "Sources/Graph",
+                // Zoo models draw up to 144M random weights; optimized, that takes seconds in tests.
+                swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
         .target(name: "Explain", dependencies: ["Graph", "CPNG"], path: "Sources/Explain"),
 
         // MARK: - Command-line tool and benchmarks
@@ -40,6 +42,7 @@ let package = Package(
             path: "Sources/loupe"
         ),
         .executableTarget(name: "KernelBench", dependencies: ["CLBackend"], path: "Benchmarks/KernelBench"),
+        .executableTarget(name: "GraphBench", dependencies: ["CLBackend", "Graph"], path: "Benchmarks/GraphBench"),
 
         // MARK: - Tests
         .testTarget(name: "CLBackendTests", dependencies: ["CLBackend"], path: "Tests/CLBackendTests"),

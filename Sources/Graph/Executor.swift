@@ -54,6 +54,19 @@ public final class Executor {
             self.supportsBackward = supportsBackward
         }
         public subscript(_ v: ValueID) -> Tensor? { values[v] }
+
+        /// The same pass on another backend (every held value read back and uploaded there), so
+        /// that backward passes on both backends follow the same ReLU masks and max-pool switches:
+        /// comparing backends this way isolates the backward kernels from decisions that a forward
+        /// value within rounding of a threshold can flip.
+        public func copied(from source: Backend, to target: Backend) throws -> Pass {
+            var moved: [ValueID: Tensor] = [:]
+            for (v, t) in values {
+                moved[v] = t.dtype == .int32 ? try target.tensor(ints: source.readInts(t), shape: t.shape)
+                    : try target.tensor(source.read(t), shape: t.shape)
+            }
+            return Pass(values: moved, supportsBackward: supportsBackward)
+        }
     }
 
     /// Runs the graph forward.
