@@ -1,0 +1,318 @@
+import CLBackend
+import Foundation
+import Graph
+import XCTest
+
+/// ONNX import and export against onnxruntime: `onnx_models.py` builds small models (every op and
+/// attribute the importer supports, across opsets 7 to 21) into a temporary directory with fresh
+/// random inputs and onnxruntime's outputs; the tests import and run them on both backends.
+///
+/// Bound: `relativeError <= 1e-5` (as in the conformance tests). Both sides compute in float32 in
+/// different orders; the longest reductions here are a few hundred terms, whose rounding stays
+/// near sqrt(n) * 2^-24 ~ 1e-6, while a wrong attribute reading (a pad on the other side, another
+/// coordinate rule) moves outputs by order 1.
+final class ONNXTests: XCTestCase {
+    static let bound = 1e-5
+
+    struct Manifest: Decodable {
+        struct File: Decodable { let name: String; let file: String }
+        struct Output: Decodable { let name: String; let file: String; let kind: String }
+        struct Model: Decodable {
+            let name: String
+            let opset: Int
+            let inputs: [File]?
+            let outputs: [Output]?
+            let refuse: [String]?
+        }
+        let seed: UInt64
+        let models: [Model]
+    }
+
+    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("onnx_models.py").path
+
+    /// Runs `python3 ARGS`; returns its exit status and output.
+    @discardableResult
+    static func python(_ args: [String]) throws -> (status: Int32, output: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3"] + args
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        try p.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    /// The models, built once per test run.
+    nonisolated(unsafe) static var fixtures: Result<(dir: String, manifest: Manifest), Error>?
+
+    func models() throws -> (dir: String, manifest: Manifest) {
+        if Self.fixtures == nil {
+            Self.fixtures = Result {
+                guard (try? Self.python(["-c", "import onnx, onnxruntime, numpy"]).status) == 0 else {
+                    throw XCTSkip("python3 with onnx, onnxruntime and numpy is needed (make test installs them)")
+                }
+                let dir = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-onnx-\(UUID().uuidString)").path
+                let (status, output) = try Self.python([Self.script, dir])
+                guard status == 0 else { throw GraphError("onnx_models.py failed: \(output)") }
+                let manifest = try JSONDecoder().decode(Manifest.self, from: Data(contentsOf: URL(fileURLWithPath: dir + "/manifest.json")))
+                print("onnx_models.py: \(output.trimmingCharacters(in: .whitespacesAndNewlines))")
+                return (dir, manifest)
+            }
+        }
+        return try Self.fixtures!.get()
+    }
+
+    private func backends() throws -> [Backend] {
+        var list: [Backend] = [ReferenceBackend()]
+        if let entry = try enumerateDevices().first { list.append(try OpenCLBackend(device: entry)) }
+        return list
+    }
+
+    /// Runs `graph` on `backend` and returns each output as floats (switches as ONNX's flat indices).
+    private func run(_ graph: Graph, on backend: Backend, _ inputs: [ValueID: [Float]]) throws -> [[Float]] {
+        backend.poisonsNewTensors = true
+        let exec = try Executor(graph, on: backend)
+        var tensors: [ValueID: Tensor] = [:]
+        for (v, values) in inputs { tensors[v] = try backend.tensor(values, shape: graph[v].shape) }
+        let pass = try exec.forward(tensors)
+        return try graph.outputs.map { v in
+            guard graph[v].dtype == .int32 else { return try backend.read(pass[v]!) }
+            // Loupe's switches count within a plane; ONNX's indices add the plane's offset.
+            let pooled = graph[graph.nodes[graph.producer[v]!].inputs[0]].shape
+            let out = graph[v].shape
+            let per = out[2] * out[3]
+            return try backend.readInts(pass[v]!).enumerated().map { i, s in Float((i / per) * pooled[2] * pooled[3] + Int(s)) }
+        }
+    }
+
+    private func load(_ dir: String, _ file: String) throws -> [Float] { try NPY.read(dir + "/" + file).values }
+
+    /// Imports every model, runs it on the reference and OpenCL backends, compares with onnxruntime.
+    func testImportedModelsReproduceOnnxRuntime() throws {
+        let (dir, manifest) = try models()
+        let runnable = manifest.models.filter { $0.refuse == nil }
+        XCTAssertGreaterThan(runnable.count, 60)
+        let backends = try backends()
+        var opsets: Set<Int> = []
+        for m in runnable {
+            opsets.insert(m.opset)
+            let graph: Graph
+            do {
+                graph = try ONNX.importGraph(contentsOf: dir + "/\(m.name).onnx")
+            } catch {
+                XCTFail("\(m.name): \(error)")
+                continue
+            }
+            var inputs: [ValueID: [Float]] = [:]
+            for i in m.inputs ?? [] {
+                guard let v = graph.value(named: i.name) else { XCTFail("\(m.name): no input '\(i.name)'"); continue }
+                inputs[v] = try load(dir, i.file)
+            }
+            XCTAssertEqual(graph.outputs.map { graph[$0].name }, (m.outputs ?? []).map(\.name), m.name)
+            for backend in backends {
+                let results: [[Float]]
+                do {
+                    results = try run(graph, on: backend, inputs)
+                } catch {
+                    XCTFail("\(m.name) on \(backend.name): \(error)")
+                    continue
+                }
+                for (out, actual) in zip(m.outputs ?? [], results) {
+                    let expected = try load(dir, out.file)
+                    if out.kind == "indices" {
+                        XCTAssertEqual(actual, expected, "\(m.name) \(out.name) on \(backend.name): indices differ")
+                    } else {
+                        let err = actual.count == expected.count ? relativeError(actual, expected) : .infinity
+                        XCTAssertLessThanOrEqual(err, Self.bound, "\(m.name) \(out.name) on \(backend.name) (seed \(manifest.seed)): relative error \(err)")
+                    }
+                }
+            }
+        }
+        XCTAssertEqual(opsets.min(), 7)
+        XCTAssertEqual(opsets.max(), 21)
+    }
+
+    /// Conv + BatchNormalization folding: fewer nodes, the same outputs (to rounding).
+    func testBatchNormFoldingKeepsOutputs() throws {
+        let (dir, manifest) = try models()
+        let m = try XCTUnwrap(manifest.models.first { $0.name == "small_cnn_o13" })
+        let path = dir + "/small_cnn_o13.onnx"
+        let plain = try ONNX.importGraph(contentsOf: path)
+        let folded = try ONNX.importGraph(contentsOf: path, options: ONNXImportOptions(foldBatchNorm: true))
+        XCTAssertEqual(plain.nodes.filter { if case .batchNorm = $0.op { return true } else { return false } }.count, 2)
+        XCTAssertFalse(folded.nodes.contains { if case .batchNorm = $0.op { return true } else { return false } })
+        XCTAssertEqual(folded.nodes.count, plain.nodes.count - 2)
+        let x = try load(dir, m.inputs![0].file)
+        let results = try run(folded, on: ReferenceBackend(), [folded.inputs[0]: x])
+        for (out, actual) in zip(m.outputs!, results) {
+            let err = relativeError(actual, try load(dir, out.file))
+            XCTAssertLessThanOrEqual(err, Self.bound, "folded \(out.name): relative error \(err)")
+        }
+    }
+
+    /// Every model the importer must refuse gives one line naming the node and op (or the opset).
+    func testUnsupportedModelsAreRefusedByName() throws {
+        let (dir, manifest) = try models()
+        let refused = manifest.models.filter { $0.refuse != nil }
+        XCTAssertGreaterThanOrEqual(refused.count, 9)
+        for m in refused {
+            XCTAssertThrowsError(try ONNX.importGraph(contentsOf: dir + "/\(m.name).onnx"), m.name) { error in
+                guard let e = error as? ONNXError else { return XCTFail("\(m.name): \(error) is not an ONNXError") }
+                for s in m.refuse! { XCTAssertTrue(e.description.contains(s), "\(m.name): '\(e)' does not mention '\(s)'") }
+                XCTAssertFalse(e.description.contains("\n"), "\(m.name): the error is not one line")
+            }
+        }
+    }
+
+    private func assertOneLineError(_ data: Data, _ what: String, file: StaticString = #filePath, line: UInt = #line) {
+        do {
+            _ = try ONNX.importGraph(data)
+            XCTFail("\(what): imported", file: file, line: line)
+        } catch let e as ONNXError {
+            XCTAssertFalse(e.description.isEmpty || e.description.contains("\n"), "\(what): '\(e)'", file: file, line: line)
+        } catch {
+            XCTFail("\(what): \(error) is not an ONNXError", file: file, line: line)
+        }
+    }
+
+    func testMalformedAndTruncatedFilesGiveOneLineErrors() throws {
+        let (dir, _) = try models()
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: dir + "/small_cnn_o13.onnx"))
+        assertOneLineError(Data(), "an empty file")
+        assertOneLineError(Data("not a model at all, just some text\n".utf8), "a text file")
+        assertOneLineError(Data((0..<512).map { _ in UInt8.random(in: 0...255) }), "random bytes")
+        for cut in [1, 2, 7, bytes.count / 3, bytes.count / 2, bytes.count - 2, bytes.count - 1] {
+            assertOneLineError(bytes.prefix(cut), "the model truncated to \(cut) of \(bytes.count) bytes")
+        }
+        XCTAssertThrowsError(try ONNX.importGraph(contentsOf: dir + "/no-such-file.onnx")) { error in
+            XCTAssertTrue("\(error)".contains("no-such-file.onnx"), "\(error)")
+        }
+    }
+
+    /// Seeded mutations of valid files (bit flips, truncations, byte runs overwritten, cut or
+    /// repeated): import either succeeds or throws an ONNXError, and never crashes.
+    func testMutatedFilesNeverCrashTheImporter() throws {
+        let (dir, _) = try models()
+        let seed = UInt64.random(in: 0...UInt64(UInt32.max))
+        var rng = SeededGenerator(seed: seed)
+        var imported = 0, refused = 0
+        for name in ["small_cnn_o13", "gemm_transA_B_input_o9", "resize_linear_axes_o18", "pad_inputs_o11", "maxunpool_output_shape_o11", "convt_output_shape_o11"] {
+            let original = [UInt8](try Data(contentsOf: URL(fileURLWithPath: dir + "/\(name).onnx")))
+            for _ in 0..<150 {
+                var b = original
+                switch Int.random(in: 0..<4, using: &rng) {
+                case 0:
+                    for _ in 0..<Int.random(in: 1...8, using: &rng) { b[Int.random(in: 0..<b.count, using: &rng)] ^= 1 << UInt8.random(in: 0..<8, using: &rng) }
+                case 1:
+                    b = Array(b.prefix(Int.random(in: 0..<b.count, using: &rng)))
+                case 2:
+                    let at = Int.random(in: 0..<b.count, using: &rng)
+                    for i in at..<min(b.count, at + Int.random(in: 1...16, using: &rng)) { b[i] = UInt8.random(in: 0...255, using: &rng) }
+                default:
+                    let at = Int.random(in: 0..<b.count, using: &rng), n = Int.random(in: 1...32, using: &rng)
+                    if Bool.random(using: &rng) { b.removeSubrange(at..<min(b.count, at + n)) } else { b.insert(contentsOf: b[at..<min(b.count, at + n)], at: at) }
+                }
+                do {
+                    _ = try ONNX.importGraph(Data(b))
+                    imported += 1
+                } catch let e as ONNXError {
+                    XCTAssertFalse(e.description.contains("\n"), "seed \(seed): '\(e)'")
+                    refused += 1
+                } catch {
+                    XCTFail("seed \(seed), \(name): \(error) is not an ONNXError")
+                }
+            }
+        }
+        print("ONNX mutation fuzz (seed \(seed)): \(imported) mutants imported, \(refused) refused")
+        XCTAssertGreaterThan(refused, 0)
+    }
+
+    // MARK: Export
+
+    /// A graph built in Loupe over every op the exporter writes.
+    private func loupeNet(_ rng: inout SeededGenerator) throws -> (Graph, ValueID) {
+        let g = Graph()
+        let x = try g.input("x", shape: [2, 3, 10, 10])
+        var h = try g.conv(x, 6, kernel: 3, padding: 1, name: "conv1", rng: &rng)
+        h = try g.batchNorm(h, name: "bn1")
+        h = try g.relu(h, name: "relu1")
+        let pooled = try g.add(.maxPool2d(MaxPool2D(window: Window2D(kernel: 2, stride: 2))), [h], name: "pool1")
+        h = try g.apply(.maxUnpool2d(MaxPool2D(window: Window2D(kernel: 2, stride: 2)), outputShape: [2, 6, 10, 10]), pooled, name: "unpool1")
+        h = try g.avgPool(h, kernel: 3, stride: 2, padding: 1, countIncludePad: false, name: "avg1")
+        let wt = try g.parameter("up.weight", shape: [6, 4, 3, 3], values: (0..<216).map { _ in Float.random(in: -0.3...0.3, using: &rng) })
+        h = try g.apply(.convTranspose2d(ConvTranspose2D(window: Window2D(kernel: 3, stride: 2, padding: 1), outputPadding: (1, 1))), [h, wt], name: "up")
+        h = try g.apply(.localResponseNorm(LocalResponseNorm(size: 3, alpha: 0.01, beta: 0.75, k: 2)), [h], name: "lrn")
+        h = try g.apply(.activation(.leakyRelu(slope: 0.1)), [h], name: "leaky")
+        h = try g.apply(.pad(ConstantPad2D(top: 1, left: 0, bottom: 0, right: 1, value: 0.5)), [h], name: "pad")
+        let bilinear = try g.apply(.resizeBilinear(BilinearResize(height: 8, width: 8)), [h], name: "bilinear")
+        let corners = try g.apply(.resizeBilinear(BilinearResize(height: 8, width: 8, alignCorners: true)), [h], name: "corners")
+        let nearest = try g.apply(.resizeNearest(NearestResize(height: 16, width: 16)), [bilinear], name: "nearest")
+        let down = try g.maxPool(nearest, kernel: 2, stride: 2, name: "pool2")
+        h = try g.apply(.concat, [bilinear, down, corners], name: "cat")
+        h = try g.apply(.globalAvgPool, [h], name: "gap")
+        h = try g.apply(.flatten, [h], name: "flat")
+        let a = try g.linear(h, 5, name: "fc1", rng: &rng)
+        let b = try g.linear(h, 5, bias: false, name: "fc2", rng: &rng)
+        h = try g.apply(.axpby(alpha: 0.5, beta: 2), [a, b], name: "mix")
+        h = try g.apply(.add, [h, a, b], name: "sum")
+        h = try g.apply(.dropout, [h], name: "drop")
+        h = try g.apply(.identity, [h], name: "id")
+        h = try g.apply(.reshape([5, 2]), [h], name: "rows")
+        h = try g.apply(.transpose, [h], name: "t")
+        let p = try g.apply(.softmax(log: false), [h], name: "prob")
+        g.markOutput(p)
+        g.markOutput(a)
+        for v in g.parameters where g.parameterValues[v]!.allSatisfy({ $0 == 0 || $0 == 1 }) {
+            let n = g[v].shape.count
+            g.parameterValues[v] = g[v].name.hasSuffix("running_var") ? (0..<n).map { _ in Float.random(in: 0.5...1.5, using: &rng) }
+                : (0..<n).map { _ in Float.random(in: -0.5...0.5, using: &rng) }
+        }
+        return (g, x)
+    }
+
+    /// Loupe-built graphs exported at opsets 13 and 21: onnxruntime reproduces Loupe's outputs,
+    /// and importing the file gives back the same parameters and the same outputs.
+    func testExportedGraphsReproduceInOnnxRuntimeAndRoundTrip() throws {
+        _ = try models()
+        var rng = SeededGenerator(seed: UInt64.random(in: 0...UInt64(UInt32.max)))
+        let (g, x) = try loupeNet(&rng)
+        let input = (0..<g[x].shape.count).map { _ in Float.random(in: -1...1, using: &rng) }
+        let loupe = try run(g, on: ReferenceBackend(), [x: input])
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-onnx-export-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try NPY.write(input, shape: g[x].shape.dims, to: dir + "/x.npy")
+        for opset in [13, 21] {
+            let path = dir + "/loupe_o\(opset).onnx"
+            try ONNX.write(g, to: path, opset: opset)
+            let (status, output) = try Self.python([Self.script, "--run", path, dir + "/ort_o\(opset)", dir + "/x.npy"])
+            XCTAssertEqual(status, 0, "onnxruntime could not run the export at opset \(opset): \(output)")
+            for (k, ours) in loupe.enumerated() where status == 0 {
+                let theirs = try load(dir, "ort_o\(opset).out\(k).npy")
+                let err = relativeError(theirs, ours)
+                XCTAssertLessThanOrEqual(err, Self.bound, "opset \(opset) output \(k): onnxruntime differs from Loupe by \(err)")
+            }
+            let back = try ONNX.importGraph(contentsOf: path)
+            XCTAssertEqual(back.outputs.map { back[$0].name }, g.outputs.map { g[$0].name })
+            for p in g.parameters {
+                XCTAssertEqual(back.value(named: g[p].name).flatMap { back.parameterValues[$0] }, g.parameterValues[p], "parameter \(g[p].name)")
+            }
+            let again = try run(back, on: ReferenceBackend(), [back.inputs[0]: input])
+            for (k, (ours, reimported)) in zip(loupe, again).enumerated() {
+                XCTAssertLessThanOrEqual(relativeError(reimported, ours), 1e-6, "opset \(opset) output \(k) after the round trip")
+            }
+        }
+        XCTAssertThrowsError(try ONNX.export(g, opset: 12)) { XCTAssertTrue("\($0)".contains("12"), "\($0)") }
+    }
+
+    /// Switches that leave the graph have no ONNX form; export says so and names the node.
+    func testExportRefusesSwitchesAsOutputs() throws {
+        let g = Graph()
+        let x = try g.input("x", shape: [1, 2, 4, 4])
+        let outs = try g.add(.maxPool2d(MaxPool2D(window: Window2D(kernel: 2, stride: 2))), [x], name: "pool")
+        g.setOutputs(outs)
+        XCTAssertThrowsError(try ONNX.export(g)) { XCTAssertTrue("\($0)".contains("pool"), "\($0)") }
+    }
+}
