@@ -44,20 +44,24 @@ public enum Initialization: Sendable {
     }
 }
 
-/// Layer-building conveniences: each creates its parameters (named `NAME.weight`, `NAME.bias`,
-/// as PyTorch state dicts name them) and one node, and returns the node's output.
+/// Layer-building conveniences: each creates its parameters (named `PREFIX.weight`, `PREFIX.bias`,
+/// as PyTorch state dicts name them, where `PREFIX` is `parameterPrefix` or else the node's name)
+/// and one node, and returns the node's output. A separate prefix lets a node carry the layer name
+/// users expect (`conv5_3`) while its parameters keep a framework's state-dict names (`features.28`).
 extension Graph {
     @discardableResult
     public func conv(_ x: ValueID, _ outChannels: Int, kernel: (Int, Int), stride: (Int, Int) = (1, 1),
                      padding: (Int, Int) = (0, 0), dilation: (Int, Int) = (1, 1), groups: Int = 1, bias: Bool = true,
-                     initialization: Initialization = .he, name: String, rng: inout SeededGenerator) throws -> ValueID {
+                     initialization: Initialization = .he, name: String, parameterPrefix: String? = nil,
+                     rng: inout SeededGenerator) throws -> ValueID {
+        let prefix = parameterPrefix ?? name
         let c = self[x].shape.rank == 4 ? self[x].shape[1] : 0
         guard groups > 0, c % groups == 0 else { throw GraphError("node '\(name)' (Conv2D): \(c) input channels are not divisible by groups \(groups)") }
         let wShape: Shape = [outChannels, c / groups, kernel.0, kernel.1]
         let fanIn = (c / groups) * kernel.0 * kernel.1, fanOut = outChannels / max(groups, 1) * kernel.0 * kernel.1
-        let w = try parameter("\(name).weight", shape: wShape, values: initialization.values(count: wShape.count, fanIn: fanIn, fanOut: fanOut, &rng))
+        let w = try parameter("\(prefix).weight", shape: wShape, values: initialization.values(count: wShape.count, fanIn: fanIn, fanOut: fanOut, &rng))
         var ins = [x, w]
-        if bias { ins.append(try parameter("\(name).bias", shape: [outChannels], values: Array(repeating: 0, count: outChannels))) }
+        if bias { ins.append(try parameter("\(prefix).bias", shape: [outChannels], values: Array(repeating: 0, count: outChannels))) }
         let op = Conv2D(window: Window2D(kernel: kernel, stride: stride, dilation: dilation,
                                          padding: (padding.0, padding.1, padding.0, padding.1)), groups: groups)
         return try apply(.conv2d(op), ins, name: name)
@@ -66,30 +70,34 @@ extension Graph {
     /// Square convenience for `conv`.
     @discardableResult
     public func conv(_ x: ValueID, _ outChannels: Int, kernel k: Int, stride s: Int = 1, padding p: Int = 0, dilation d: Int = 1,
-                     groups: Int = 1, bias: Bool = true, name: String, rng: inout SeededGenerator) throws -> ValueID {
-        try conv(x, outChannels, kernel: (k, k), stride: (s, s), padding: (p, p), dilation: (d, d), groups: groups, bias: bias, name: name, rng: &rng)
+                     groups: Int = 1, bias: Bool = true, initialization: Initialization = .he, name: String,
+                     parameterPrefix: String? = nil, rng: inout SeededGenerator) throws -> ValueID {
+        try conv(x, outChannels, kernel: (k, k), stride: (s, s), padding: (p, p), dilation: (d, d), groups: groups, bias: bias,
+                 initialization: initialization, name: name, parameterPrefix: parameterPrefix, rng: &rng)
     }
 
     @discardableResult
     public func linear(_ x: ValueID, _ outFeatures: Int, bias: Bool = true, initialization: Initialization = .glorot,
-                       name: String, rng: inout SeededGenerator) throws -> ValueID {
+                       name: String, parameterPrefix: String? = nil, rng: inout SeededGenerator) throws -> ValueID {
+        let prefix = parameterPrefix ?? name
         guard self[x].shape.rank == 2 else { throw GraphError("node '\(name)' (Linear): input must be [N, in], got \(self[x].shape); flatten first") }
         let inFeatures = self[x].shape[1]
-        let w = try parameter("\(name).weight", shape: [outFeatures, inFeatures],
+        let w = try parameter("\(prefix).weight", shape: [outFeatures, inFeatures],
                               values: initialization.values(count: outFeatures * inFeatures, fanIn: inFeatures, fanOut: outFeatures, &rng))
         var ins = [x, w]
-        if bias { ins.append(try parameter("\(name).bias", shape: [outFeatures], values: Array(repeating: 0, count: outFeatures))) }
+        if bias { ins.append(try parameter("\(prefix).bias", shape: [outFeatures], values: Array(repeating: 0, count: outFeatures))) }
         return try apply(.linear, ins, name: name)
     }
 
     /// Inference batch norm with identity statistics (scale 1, shift 0, mean 0, variance 1) until weights are loaded.
     @discardableResult
-    public func batchNorm(_ x: ValueID, epsilon: Float = 1e-5, name: String) throws -> ValueID {
+    public func batchNorm(_ x: ValueID, epsilon: Float = 1e-5, name: String, parameterPrefix: String? = nil) throws -> ValueID {
+        let prefix = parameterPrefix ?? name
         let c = self[x].shape.rank >= 2 ? self[x].shape[1] : 0
-        let scale = try parameter("\(name).weight", shape: [c], values: Array(repeating: 1, count: c))
-        let shift = try parameter("\(name).bias", shape: [c], values: Array(repeating: 0, count: c))
-        let mean = try parameter("\(name).running_mean", shape: [c], values: Array(repeating: 0, count: c))
-        let variance = try parameter("\(name).running_var", shape: [c], values: Array(repeating: 1, count: c))
+        let scale = try parameter("\(prefix).weight", shape: [c], values: Array(repeating: 1, count: c))
+        let shift = try parameter("\(prefix).bias", shape: [c], values: Array(repeating: 0, count: c))
+        let mean = try parameter("\(prefix).running_mean", shape: [c], values: Array(repeating: 0, count: c))
+        let variance = try parameter("\(prefix).running_var", shape: [c], values: Array(repeating: 1, count: c))
         return try apply(.batchNorm(epsilon: epsilon), [x, scale, shift, mean, variance], name: name)
     }
 

@@ -131,8 +131,16 @@ public final class Graph {
 
     public var parameters: [ValueID] { values.indices.filter { values[$0].kind == .parameter }.map { ValueID(index: $0) } }
 
-    /// Total number of parameter elements (the "parameter count" papers report).
+    /// Total number of parameter elements, BatchNorm running statistics included.
     public var parameterCount: Int { parameters.reduce(0) { $0 + self[$1].shape.count } }
+
+    /// Parameter elements less the BatchNorm running statistics (values named `*running_mean`,
+    /// `*running_var`): the count papers and torchvision report (`sum(p.numel() for p in
+    /// model.parameters())`), since PyTorch keeps those statistics as buffers, not parameters.
+    public var trainableParameterCount: Int {
+        parameters.filter { !(self[$0].name.hasSuffix("running_mean") || self[$0].name.hasSuffix("running_var")) }
+            .reduce(0) { $0 + self[$1].shape.count }
+    }
 
     private func newValue(_ name: String, _ shape: Shape, _ dtype: DType, _ kind: Value.Kind) throws -> ValueID {
         guard byName[name] == nil else { throw GraphError("value name '\(name)' is used twice") }

@@ -1,11 +1,5 @@
 import Foundation
 
-/// A tensor file that cannot be read or written; names the file and what is wrong.
-public struct TensorFileError: Error, CustomStringConvertible, Equatable {
-    public let description: String
-    init(_ d: String) { description = d }
-}
-
 /// NumPy `.npy` files (format versions 1.0, 2.0 and 3.0): little-endian float32, C order only.
 /// Anything else (another dtype, Fortran order, a truncated file) is refused with its reason.
 public enum NPY {
@@ -13,12 +7,12 @@ public enum NPY {
 
     /// Reads the shape and values of a float32 `.npy` file.
     public static func read(_ path: String) throws -> (shape: [Int], values: [Float]) {
-        guard let data = FileManager.default.contents(atPath: path) else { throw TensorFileError("cannot read \(path)") }
-        let bytes = [UInt8](data)
+        let bytes = try readTensorFile(path)
         guard bytes.count >= 10, Array(bytes[0..<6]) == magic else { throw TensorFileError("\(path) is not a .npy file (bad magic)") }
         let major = bytes[6]
         let headerStart = major == 1 ? 10 : 12
-        guard [1, 2, 3].contains(major), bytes.count >= headerStart else { throw TensorFileError("\(path): unsupported .npy version \(major).\(bytes[7])") }
+        guard [1, 2, 3].contains(major) else { throw TensorFileError("\(path): unsupported .npy version \(major).\(bytes[7])") }
+        guard bytes.count >= headerStart else { throw TensorFileError("\(path): truncated header") }
         let headerLength = major == 1 ? Int(bytes[8]) | Int(bytes[9]) << 8
             : Int(bytes[8]) | Int(bytes[9]) << 8 | Int(bytes[10]) << 16 | Int(bytes[11]) << 24
         guard bytes.count >= headerStart + headerLength else { throw TensorFileError("\(path): truncated header") }
@@ -35,10 +29,12 @@ public enum NPY {
             guard let n = Int(part.trimmingCharacters(in: .whitespaces)), n >= 0 else { throw TensorFileError("\(path): bad shape (\(shapeText))") }
             return n
         }
-        let count = shape.reduce(1, *)
+        guard let count = elementCount(shape), let needed = byteCount(shape, elementSize: 4) else {
+            throw TensorFileError("\(path): shape \(shape) has more elements than an Int can count")
+        }
         let body = headerStart + headerLength
-        guard bytes.count - body == count * 4 else {
-            throw TensorFileError("\(path): shape \(shape) needs \(count * 4) bytes of data, the file has \(bytes.count - body)")
+        guard bytes.count - body == needed else {
+            throw TensorFileError("\(path): shape \(shape) needs \(needed) bytes of data, the file has \(bytes.count - body)")
         }
         let values = bytes[body...].withUnsafeBytes { raw in
             (0..<count).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
@@ -48,18 +44,17 @@ public enum NPY {
 
     /// Writes a float32 C-order `.npy` file (version 1.0). Refuses to replace an existing file unless `overwrite` is set.
     public static func write(_ values: [Float], shape: [Int], to path: String, overwrite: Bool = false) throws {
-        guard shape.reduce(1, *) == values.count else { throw TensorFileError("\(path): \(values.count) values do not fill shape \(shape)") }
-        if !overwrite && FileManager.default.fileExists(atPath: path) {
-            throw TensorFileError("\(path) exists; not overwriting it (pass overwrite to replace it)")
-        }
+        guard elementCount(shape) == values.count else { throw TensorFileError("\(path): \(values.count) values do not fill shape \(shape)") }
         let dims = shape.count == 1 ? "\(shape[0])," : shape.map(String.init).joined(separator: ", ")
         var header = "{'descr': '<f4', 'fortran_order': False, 'shape': (\(dims)), }"
         // Magic, version and length take 10 bytes; the header ends in a newline at a multiple of 64.
         header += String(repeating: " ", count: (64 - (10 + header.utf8.count + 1) % 64) % 64) + "\n"
+        guard header.utf8.count <= Int(UInt16.max) else {
+            throw TensorFileError("\(path): shape \(shape) has too many dimensions for a version 1.0 header (\(header.utf8.count) bytes, at most 65535)")
+        }
         var out = magic + [1, 0, UInt8(header.utf8.count & 0xff), UInt8(header.utf8.count >> 8)] + Array(header.utf8)
-        out.reserveCapacity(out.count + values.count * 4)
-        for v in values { withUnsafeBytes(of: v.bitPattern.littleEndian) { out += $0 } }
-        guard FileManager.default.createFile(atPath: path, contents: Data(out)) else { throw TensorFileError("cannot write \(path)") }
+        appendLittleEndian(values, to: &out)
+        try writeTensorFile(out, to: path, overwrite: overwrite)
     }
 
     private static func field(_ name: String, in header: String, _ path: String) throws -> String {

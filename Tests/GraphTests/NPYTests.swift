@@ -14,17 +14,7 @@ final class NPYTests: XCTestCase {
     override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
 
     private func python(_ script: String) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c", script]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = Pipe()
-        do { try p.run() } catch { throw XCTSkip("python3 not available") }
-        p.waitUntilExit()
-        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        if p.terminationStatus != 0 { throw XCTSkip("python3 with numpy not available") }
-        return text
+        try runPython(script, skippingOnFailure: "python3 with numpy not available")
     }
 
     func testRoundTripAndNumPyReadsWhatWeWrite() throws {
@@ -64,6 +54,29 @@ final class NPYTests: XCTestCase {
         try bytes.dropLast(3).write(to: URL(fileURLWithPath: truncated))
         XCTAssertThrowsError(try NPY.read(truncated)) { XCTAssertTrue("\($0)".contains("bytes"), "\($0)") }
         XCTAssertThrowsError(try NPY.read(dir.appendingPathComponent("missing.npy").path))
+    }
+
+    /// Sizes that overflow `Int` and headers cut short are refused, not trapped on.
+    func testRefusesOverflowingShapesAndShortHeaders() throws {
+        func npy(_ header: String, version: UInt8 = 1) -> [UInt8] {
+            let length = littleEndianBytes([UInt32(header.utf8.count)]).prefix(version == 1 ? 2 : 4)
+            return [0x93] + Array("NUMPY".utf8) + [version, 0] + length + Array(header.utf8)
+        }
+        let cases: [(name: String, bytes: [UInt8], expected: String)] = [
+            ("overflow", npy("{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296), }\n"), "more elements than an Int can count"),
+            ("bytes-overflow", npy("{'descr': '<f4', 'fortran_order': False, 'shape': (4611686018427387904,), }\n"), "more elements than an Int can count"),
+            ("zero-dim", npy("{'descr': '<f4', 'fortran_order': False, 'shape': (9223372036854775807, 0), }\n") + [0], "needs 0 bytes of data, the file has 1"),
+            ("short-v2", Array(npy("{}", version: 2).prefix(11)), "truncated header"),
+            ("long-v2", npy("{}", version: 2).dropLast(), "truncated header"),
+        ]
+        for c in cases {
+            let file = dir.appendingPathComponent("\(c.name).npy").path
+            try Data(c.bytes).write(to: URL(fileURLWithPath: file))
+            XCTAssertThrowsError(try NPY.read(file), c.name) { XCTAssertTrue("\($0)".contains(c.expected), "\(c.name): \($0)") }
+        }
+        let path = dir.appendingPathComponent("negative.npy").path
+        XCTAssertThrowsError(try NPY.write([1], shape: [-1, -1], to: path)) { XCTAssertTrue("\($0)".contains("do not fill shape"), "\($0)") }
+        XCTAssertThrowsError(try NPY.write([], shape: [Int](repeating: 0, count: 30_000), to: path)) { XCTAssertTrue("\($0)".contains("too many dimensions"), "\($0)") }
     }
 
     func testDoesNotOverwriteWithoutBeingAsked() throws {
