@@ -53,7 +53,7 @@ let package = Package(
         // MARK: - Tests
         .testTarget(name: "CLBackendTests", dependencies: ["CLBackend"], path: "Tests/CLBackendTests"),
         // onnx_models.py builds the ONNX test models with onnxruntime's outputs at test time.
-        .testTarget(name: "GraphTests", dependencies: ["Graph"], path: "Tests/GraphTests", exclude: ["onnx_models.py"]),
+        .testTarget(name: "GraphTests", dependencies: ["Graph", "ONNXProto"], path: "Tests/GraphTests", exclude: ["onnx_models.py"]),
         .testTarget(name: "ExplainTests", dependencies: ["Explain"], path: "Tests/ExplainTests"),
     ],
     swiftLanguageModes: [.v6]

@@ -50,13 +50,31 @@ public enum ONNX {
 
     /// Imports a serialized `ModelProto`.
     public static func importGraph(_ data: Data, options: ONNXImportOptions = .init()) throws -> Graph {
-        let model: Onnx_ModelProto
+        try ONNXImporter(decode(data), options: options).run()
+    }
+
+    /// The float32 initializers of a model file by name, e.g. weights for a zoo model through
+    /// `Graph.loadWeights`; integer initializers (shapes, pads) are left out.
+    public static func initializers(contentsOf path: String) throws -> [String: NamedTensor] {
+        guard let data = FileManager.default.contents(atPath: path) else { throw ONNXError("\(path): cannot read the file") }
         do {
-            model = try Onnx_ModelProto(serializedBytes: data)
+            var named: [String: NamedTensor] = [:]
+            for t in try decode(data).graph.initializer {
+                let c = try ConstantTensor(t, what: "initializer '\(t.name)'")
+                if let floats = c.floats { named[t.name] = NamedTensor(shape: c.dims, values: floats) }
+            }
+            return named
+        } catch let e as ONNXError {
+            throw ONNXError("\(path): \(e.description)")
+        }
+    }
+
+    private static func decode(_ data: Data) throws -> Onnx_ModelProto {
+        do {
+            return try Onnx_ModelProto(serializedBytes: data)
         } catch let e as BinaryDecodingError {
             throw ONNXError("not an ONNX model: the protobuf is \(describe(e)) (\(data.count) bytes)")
         }
-        return try ONNXImporter(model, options: options).run()
     }
 
     private static func describe(_ e: BinaryDecodingError) -> String {

@@ -1,6 +1,7 @@
 import CLBackend
 import Foundation
 import Graph
+import ONNXProto
 import XCTest
 
 /// ONNX import and export against onnxruntime: `onnx_models.py` builds small models (every op and
@@ -28,21 +29,12 @@ final class ONNXTests: XCTestCase {
         let models: [Model]
     }
 
-    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("onnx_models.py").path
-
-    /// Runs `python3 ARGS`; returns its exit status and output.
+    /// Calls `onnx_models.main(arguments)` (the script next to this file) in python3.
     @discardableResult
-    static func python(_ args: [String]) throws -> (status: Int32, output: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3"] + args
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    static func onnxModels(_ arguments: [String]) throws -> String {
+        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().path
+        let list = arguments.map { "'\($0)'" }.joined(separator: ", ")
+        return try runPython("import sys; sys.path.insert(0, '\(folder)'); import onnx_models; onnx_models.main([\(list)])")
     }
 
     /// The models, built once per test run.
@@ -51,12 +43,9 @@ final class ONNXTests: XCTestCase {
     func models() throws -> (dir: String, manifest: Manifest) {
         if Self.fixtures == nil {
             Self.fixtures = Result {
-                guard (try? Self.python(["-c", "import onnx, onnxruntime, numpy"]).status) == 0 else {
-                    throw XCTSkip("python3 with onnx, onnxruntime and numpy is needed (make test installs them)")
-                }
+                _ = try runPython("import onnx, onnxruntime, numpy", skippingOnFailure: "python3 with onnx, onnxruntime and numpy is needed (make test installs them)")
                 let dir = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-onnx-\(UUID().uuidString)").path
-                let (status, output) = try Self.python([Self.script, dir])
-                guard status == 0 else { throw GraphError("onnx_models.py failed: \(output)") }
+                let output = try Self.onnxModels([dir])
                 let manifest = try JSONDecoder().decode(Manifest.self, from: Data(contentsOf: URL(fileURLWithPath: dir + "/manifest.json")))
                 print("onnx_models.py: \(output.trimmingCharacters(in: .whitespacesAndNewlines))")
                 return (dir, manifest)
@@ -153,6 +142,18 @@ final class ONNXTests: XCTestCase {
         }
     }
 
+    /// A model's float initializers load by name into the graph imported from it.
+    func testInitializersLoadAsWeights() throws {
+        let (dir, _) = try models()
+        let path = dir + "/small_cnn_o13.onnx"
+        let graph = try ONNX.importGraph(contentsOf: path)
+        let weights = try ONNX.initializers(contentsOf: path)
+        XCTAssertEqual(weights.count, 13)
+        let report = try graph.loadWeights(weights)
+        XCTAssertEqual(Set(report.loaded), Set(graph.parameters.map { graph[$0].name }))
+        XCTAssertTrue(report.unexpected.isEmpty && report.missing.isEmpty, "\(report)")
+    }
+
     /// Every model the importer must refuse gives one line naming the node and op (or the opset).
     func testUnsupportedModelsAreRefusedByName() throws {
         let (dir, manifest) = try models()
@@ -192,42 +193,107 @@ final class ONNXTests: XCTestCase {
         }
     }
 
-    /// Seeded mutations of valid files (bit flips, truncations, byte runs overwritten, cut or
-    /// repeated): import either succeeds or throws an ONNXError, and never crashes.
-    func testMutatedFilesNeverCrashTheImporter() throws {
+    /// Draws in `0..<bound` from SplitMix64 with its own bounded draw, so one seed gives the
+    /// same mutants on every platform and toolchain (see docs/FUZZING.md).
+    private struct Draw {
+        var rng: SeededGenerator
+        mutating func below(_ bound: Int) -> Int { Int(rng.next() % UInt64(bound)) }
+        mutating func pick<T>(_ choices: [T]) -> T { choices[below(choices.count)] }
+    }
+
+    private static let edgeInts: [Int64] = [0, 1, 2, 3, -1, -2, 1 << 20, 1 << 31, 1 << 40, Int64.max, Int64.min]
+    private static let edgeFloats: [Float] = [0, -1, 1e-30, 1e30, .infinity, -.infinity, .nan]
+
+    /// One edit of the decoded model where the importer's checks of meaning live: an attribute value,
+    /// a tensor's dims or data type, a node's op type or inputs, the opset.
+    private static func mutateStructure(_ m: inout Onnx_ModelProto, _ d: inout Draw) {
+        guard !m.graph.node.isEmpty else { return }
+        let n = d.below(m.graph.node.count)
+        switch d.below(7) {
+        case 0 where !m.graph.node[n].attribute.isEmpty:
+            let a = d.below(m.graph.node[n].attribute.count)
+            var attr = m.graph.node[n].attribute[a]
+            switch attr.type {
+            case .int: attr.i = d.pick(edgeInts)
+            case .ints where !attr.ints.isEmpty: attr.ints[d.below(attr.ints.count)] = d.pick(edgeInts)
+            case .float: attr.f = d.pick(edgeFloats)
+            case .floats where !attr.floats.isEmpty: attr.floats[d.below(attr.floats.count)] = d.pick(edgeFloats)
+            case .string: attr.s = Data(d.pick(["", "SAME_UPPER", "VALID", "nearest", "linear", "cubic", "asymmetric", "half_pixel", "reflect"]).utf8)
+            default: attr.type = d.pick([.int, .ints, .float, .string, .tensor, .undefined])
+            }
+            m.graph.node[n].attribute[a] = attr
+        case 1 where !m.graph.node[n].attribute.isEmpty:
+            m.graph.node[n].attribute.remove(at: d.below(m.graph.node[n].attribute.count))
+        case 2 where !m.graph.initializer.isEmpty:
+            let t = d.below(m.graph.initializer.count)
+            if m.graph.initializer[t].dims.isEmpty || d.below(3) == 0 {
+                m.graph.initializer[t].dims.append(d.pick([0, 1, 2, -1]))
+            } else {
+                m.graph.initializer[t].dims[d.below(m.graph.initializer[t].dims.count)] = d.pick(edgeInts)
+            }
+        case 3 where !m.graph.initializer.isEmpty:
+            m.graph.initializer[d.below(m.graph.initializer.count)].dataType = Int32(d.pick([0, 1, 6, 7, 9, 10, 11, 99]))
+        case 4:
+            m.graph.node[n].opType = d.pick(["Conv", "ConvTranspose", "MaxPool", "AveragePool", "Gemm", "MatMul", "Add", "Sum", "Mul", "Concat",
+                                             "Flatten", "Reshape", "Softmax", "BatchNormalization", "LRN", "Dropout", "Pad", "Resize",
+                                             "Upsample", "MaxUnpool", "Constant", "Identity", "Transpose", "GlobalMaxPool"])
+        case 5:
+            var inputs = m.graph.node[n].input
+            if !inputs.isEmpty && d.below(2) == 0 { inputs.remove(at: d.below(inputs.count)) } else {
+                inputs.append(d.pick(["", m.graph.initializer.first?.name ?? "x", m.graph.input.first?.name ?? "x", "nowhere"]))
+            }
+            m.graph.node[n].input = inputs
+        default:
+            m.opsetImport[0].version = Int64(d.below(26))
+        }
+    }
+
+    /// Seeded mutations of valid models: raw byte edits (bit flips, truncations, overwritten,
+    /// deleted or repeated runs) and structural edits of the decoded model. Import either succeeds
+    /// or throws a one-line ONNXError; a crash ends the test process. docs/FUZZING.md says more.
+    func testMutatedModelsNeverCrashTheImporter() throws {
         let (dir, _) = try models()
-        let seed = UInt64.random(in: 0...UInt64(UInt32.max))
-        var rng = SeededGenerator(seed: seed)
+        let seed = try fuzzSetting("LOUPE_FUZZ_SEED", default: 0x4F4E_4E58)
+        let iterations = Int(clamping: try fuzzSetting("LOUPE_FUZZ_ITERATIONS", default: 2000))
+        let corpus = try ["small_cnn_o13", "gemm_transA_B_input_o9", "resize_linear_axes_o18", "pad_inputs_o11", "maxunpool_output_shape_o11",
+                          "convt_output_shape_o11", "softmax_coerced_o7", "upsample_o7", "reshape_constant_o14", "conv_same_lower_o11"]
+            .map { try [UInt8](Data(contentsOf: URL(fileURLWithPath: dir + "/\($0).onnx"))) }
+        let current = dir + "/current-input.onnx"
+        print("fuzz ONNX: seed 0x\(String(seed, radix: 16)) (LOUPE_FUZZ_SEED), \(iterations) inputs (LOUPE_FUZZ_ITERATIONS); should the importer crash, the input it was reading is \(current)")
+        var d = Draw(rng: SeededGenerator(seed: seed))
         var imported = 0, refused = 0
-        for name in ["small_cnn_o13", "gemm_transA_B_input_o9", "resize_linear_axes_o18", "pad_inputs_o11", "maxunpool_output_shape_o11", "convt_output_shape_o11"] {
-            let original = [UInt8](try Data(contentsOf: URL(fileURLWithPath: dir + "/\(name).onnx")))
-            for _ in 0..<150 {
-                var b = original
-                switch Int.random(in: 0..<4, using: &rng) {
-                case 0:
-                    for _ in 0..<Int.random(in: 1...8, using: &rng) { b[Int.random(in: 0..<b.count, using: &rng)] ^= 1 << UInt8.random(in: 0..<8, using: &rng) }
-                case 1:
-                    b = Array(b.prefix(Int.random(in: 0..<b.count, using: &rng)))
-                case 2:
-                    let at = Int.random(in: 0..<b.count, using: &rng)
-                    for i in at..<min(b.count, at + Int.random(in: 1...16, using: &rng)) { b[i] = UInt8.random(in: 0...255, using: &rng) }
-                default:
-                    let at = Int.random(in: 0..<b.count, using: &rng), n = Int.random(in: 1...32, using: &rng)
-                    if Bool.random(using: &rng) { b.removeSubrange(at..<min(b.count, at + n)) } else { b.insert(contentsOf: b[at..<min(b.count, at + n)], at: at) }
-                }
-                do {
-                    _ = try ONNX.importGraph(Data(b))
-                    imported += 1
-                } catch let e as ONNXError {
-                    XCTAssertFalse(e.description.contains("\n"), "seed \(seed): '\(e)'")
-                    refused += 1
-                } catch {
-                    XCTFail("seed \(seed), \(name): \(error) is not an ONNXError")
-                }
+        for iteration in 0..<iterations {
+            var b = d.pick(corpus)
+            switch d.below(5) {
+            case 0:
+                for _ in 0...d.below(8) { b[d.below(b.count)] ^= 1 << UInt8(d.below(8)) }
+            case 1:
+                b = Array(b.prefix(d.below(b.count)))
+            case 2:
+                let at = d.below(b.count)
+                for i in at..<min(b.count, at + 1 + d.below(16)) { b[i] = UInt8(d.below(256)) }
+            case 3:
+                let at = d.below(b.count), end = min(b.count, at + 1 + d.below(32))
+                if d.below(2) == 0 { b.removeSubrange(at..<end) } else { b.insert(contentsOf: b[at..<end], at: at) }
+            default:
+                var m = try Onnx_ModelProto(serializedBytes: b)
+                for _ in 0...d.below(3) { Self.mutateStructure(&m, &d) }
+                b = try m.serializedBytes()
+            }
+            try Data(b).write(to: URL(fileURLWithPath: current))
+            do {
+                _ = try ONNX.importGraph(Data(b))
+                imported += 1
+            } catch let e as ONNXError {
+                XCTAssertFalse(e.description.contains("\n"), "input \(iteration), seed \(seed): '\(e)'")
+                refused += 1
+            } catch {
+                XCTFail("input \(iteration), seed 0x\(String(seed, radix: 16)): \(error) is not an ONNXError; input (base64) \(Data(b).base64EncodedString())")
             }
         }
-        print("ONNX mutation fuzz (seed \(seed)): \(imported) mutants imported, \(refused) refused")
+        print("fuzz ONNX: \(iterations) inputs tried, \(imported) imported, \(refused) refused with ONNXError, no crash")
         XCTAssertGreaterThan(refused, 0)
+        XCTAssertGreaterThan(imported, 0)
     }
 
     // MARK: Export
@@ -287,9 +353,8 @@ final class ONNXTests: XCTestCase {
         for opset in [13, 21] {
             let path = dir + "/loupe_o\(opset).onnx"
             try ONNX.write(g, to: path, opset: opset)
-            let (status, output) = try Self.python([Self.script, "--run", path, dir + "/ort_o\(opset)", dir + "/x.npy"])
-            XCTAssertEqual(status, 0, "onnxruntime could not run the export at opset \(opset): \(output)")
-            for (k, ours) in loupe.enumerated() where status == 0 {
+            try Self.onnxModels(["--run", path, dir + "/ort_o\(opset)", dir + "/x.npy"])
+            for (k, ours) in loupe.enumerated() {
                 let theirs = try load(dir, "ort_o\(opset).out\(k).npy")
                 let err = relativeError(theirs, ours)
                 XCTAssertLessThanOrEqual(err, Self.bound, "opset \(opset) output \(k): onnxruntime differs from Loupe by \(err)")

@@ -378,15 +378,15 @@ def run(model, prefix, inputs):
         np.save(f"{prefix}.out{k}.npy", np.ascontiguousarray(r, dtype=np.float32))
 
 
-def main():
-    if len(sys.argv) >= 4 and sys.argv[1] == "--run":
-        run(sys.argv[2], sys.argv[3], sys.argv[4:])
+def main(argv):
+    if len(argv) >= 3 and argv[0] == "--run":
+        run(argv[1], argv[2], argv[3:])
         return
-    if len(sys.argv) not in (2, 3):
+    if len(argv) not in (1, 2):
         sys.exit("usage: onnx_models.py OUTPUT_DIR [SEED] | --run MODEL.onnx OUTPUT_PREFIX INPUT.npy...")
-    out_dir = sys.argv[1]
+    out_dir = argv[0]
     os.makedirs(out_dir, exist_ok=True)
-    seed = int(sys.argv[2]) if len(sys.argv) == 3 else int(np.random.SeedSequence().entropy % (1 << 32))
+    seed = int(argv[1]) if len(argv) == 2 else int(np.random.SeedSequence().entropy % (1 << 32))
     ms = Models(out_dir, seed)
     build(ms)
     ms.finish()
@@ -394,4 +394,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
