@@ -1,10 +1,11 @@
 # Loupe — build, demo, test, benchmark. Every target installs the system packages it needs.
 SYSTEM_PACKAGES := ocl-icd-opencl-dev opencl-headers libpng-dev pocl-opencl-icd clinfo
+PYTHON_TEST_PACKAGES := onnx onnxruntime numpy
 SWIFT ?= swift
 SHELL := /bin/bash
 LOUPE := .build/release/loupe
 
-.PHONY: deps build demo test bench clean
+.PHONY: deps test-deps build demo test bench clean
 
 # Installs the Debian packages that are missing (idempotent; needs root, as on a fresh machine).
 deps:
@@ -17,6 +18,11 @@ deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
 
+# deps, and the ONNX tests' oracle (onnx builds the models, onnxruntime runs them) when it cannot be
+# imported. Tests only: the product never needs Python, so build and demo do not install it.
+test-deps: deps
+	@python3 -c "import onnx, onnxruntime, numpy" 2>/dev/null || { echo "installing: $(PYTHON_TEST_PACKAGES) (pip)"; python3 -m pip install -q $(PYTHON_TEST_PACKAGES); }
+
 build: deps
 	$(SWIFT) build -c release --product loupe
 
@@ -27,7 +33,7 @@ demo: build
 	$(LOUPE) check
 
 # The whole suite (XCTest; no Swift Testing suites exist); the conformance table goes to docs/CONFORMANCE.md.
-test: deps
+test: test-deps
 	@mkdir -p .build
 	set -o pipefail; LOUPE_CONFORMANCE_DOC=$(CURDIR)/docs/CONFORMANCE.md $(SWIFT) test --disable-swift-testing 2>&1 | tee .build/test.log
 	@# The conformance table prints after XCTest's summary; end with the summary again, plainly.

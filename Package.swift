@@ -11,6 +11,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // MARK: - Implementation details: C libraries
@@ -30,7 +31,15 @@ let package = Package(
         ),
 
         // MARK: - Graphs and explanations
-        .target(name: "Graph", dependencies: ["CLBackend"], path: "Sources/Graph",
+        // ONNX's protobuf schema as generated Swift (see Sources/ONNXProto/README.md); its own target so
+        // that the large generated file compiles once, apart from the code that uses it.
+        .target(
+            name: "ONNXProto",
+            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            path: "Sources/ONNXProto",
+            exclude: ["README.md"]
+        ),
+        .target(name: "Graph", dependencies: ["CLBackend", "ONNXProto"], path: "Sources/Graph",
                 // Zoo models draw up to 144M random weights; optimized, that takes seconds in tests.
                 swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
         .target(name: "Explain", dependencies: ["Graph", "CPNG"], path: "Sources/Explain"),
@@ -46,7 +55,8 @@ let package = Package(
 
         // MARK: - Tests
         .testTarget(name: "CLBackendTests", dependencies: ["CLBackend"], path: "Tests/CLBackendTests"),
-        .testTarget(name: "GraphTests", dependencies: ["Graph"], path: "Tests/GraphTests"),
+        // onnx_models.py builds the ONNX test models with onnxruntime's outputs at test time.
+        .testTarget(name: "GraphTests", dependencies: ["Graph", "ONNXProto"], path: "Tests/GraphTests", exclude: ["onnx_models.py"]),
         .testTarget(name: "ExplainTests", dependencies: ["Explain"], path: "Tests/ExplainTests"),
     ],
     swiftLanguageModes: [.v6]

@@ -42,13 +42,6 @@ final class TensorFileFuzzTests: XCTestCase {
 
     override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
 
-    private func setting(_ name: String, default value: UInt64) throws -> UInt64 {
-        guard let text = ProcessInfo.processInfo.environment[name] else { return value }
-        let parsed = text.lowercased().hasPrefix("0x") ? UInt64(text.dropFirst(2), radix: 16) : UInt64(text)
-        guard let parsed else { throw TensorFileFuzzSettingError(description: "\(name)=\(text) is not a decimal or 0x-hex integer") }
-        return parsed
-    }
-
     func testNPYReaderSurvivesMutatedFiles() throws {
         var corpus: [[UInt8]] = []
         for (i, shape) in [[2, 3], [], [0, 5], [7], [1, 2, 1, 2]].enumerated() {
@@ -94,8 +87,8 @@ final class TensorFileFuzzTests: XCTestCase {
             try Data(bytes).write(to: URL(fileURLWithPath: file))
             XCTAssertNoThrow(try read(file), "\(format.rawValue) corpus file \(i) must read before it is mutated")
         }
-        let seed = try setting("LOUPE_FUZZ_SEED", default: Self.defaultSeed)
-        let iterations = Int(clamping: try setting("LOUPE_FUZZ_ITERATIONS", default: UInt64(Self.defaultIterations)))
+        let seed = try fuzzSetting("LOUPE_FUZZ_SEED", default: Self.defaultSeed)
+        let iterations = Int(clamping: try fuzzSetting("LOUPE_FUZZ_ITERATIONS", default: UInt64(Self.defaultIterations)))
         let current = dir.appendingPathComponent("current-input").path
         print("fuzz \(format.rawValue): seed 0x\(String(seed, radix: 16)) (LOUPE_FUZZ_SEED), \(iterations) inputs (LOUPE_FUZZ_ITERATIONS); "
             + "should a reader crash, the input it was reading is \(current)")
@@ -212,8 +205,4 @@ final class TensorFileFuzzTests: XCTestCase {
                               truth &+ UInt64(rng.below(64)), truth &- UInt64(rng.below(64)), rng.next()])
         bytes.replaceSubrange(start..<(start + width), with: littleEndianBytes([value]).prefix(width))
     }
-}
-
-private struct TensorFileFuzzSettingError: Error, CustomStringConvertible {
-    let description: String
 }

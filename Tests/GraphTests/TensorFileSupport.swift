@@ -42,3 +42,15 @@ func littleEndianBytes<T: FixedWidthInteger>(_ values: [T]) -> [UInt8] {
 
 /// Whether two floats are the same value: equal bit patterns (so -0 differs from +0), or both NaN.
 func sameFloat(_ a: Float, _ b: Float) -> Bool { a.bitPattern == b.bitPattern || (a.isNaN && b.isNaN) }
+
+/// A fuzzing setting from the environment (LOUPE_FUZZ_SEED, LOUPE_FUZZ_ITERATIONS): decimal or 0x-hex.
+func fuzzSetting(_ name: String, default value: UInt64) throws -> UInt64 {
+    guard let text = ProcessInfo.processInfo.environment[name] else { return value }
+    let parsed = text.lowercased().hasPrefix("0x") ? UInt64(text.dropFirst(2), radix: 16) : UInt64(text)
+    guard let parsed else { throw FuzzSettingError(description: "\(name)=\(text) is not a decimal or 0x-hex integer") }
+    return parsed
+}
+
+struct FuzzSettingError: Error, CustomStringConvertible {
+    let description: String
+}
