@@ -47,7 +47,7 @@ let package = Package(
         // MARK: - Command-line tool and benchmarks
         .executableTarget(
             name: "loupe",
-            dependencies: ["CLBackend", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["CLBackend", "Graph", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/loupe"
         ),
         .executableTarget(name: "KernelBench", dependencies: ["CLBackend"], path: "Benchmarks/KernelBench"),
@@ -58,6 +58,8 @@ let package = Package(
         // onnx_models.py builds the ONNX test models with onnxruntime's outputs at test time.
         .testTarget(name: "GraphTests", dependencies: ["Graph", "ONNXProto"], path: "Tests/GraphTests", exclude: ["onnx_models.py"]),
         .testTarget(name: "ExplainTests", dependencies: ["Explain"], path: "Tests/ExplainTests"),
+        // Runs the built `loupe` binary; depends on it so `swift test` builds it first.
+        .testTarget(name: "CLITests", dependencies: ["loupe"], path: "Tests/CLITests"),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,83 @@
+import Foundation
+import XCTest
+
+/// The `loupe` executable end to end: outputs written, and bad input refused with one line and exit code 2.
+final class CLITests: XCTestCase {
+    private var dir: URL!
+
+    override func setUpWithError() throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
+
+    /// Runs `loupe` (built next to the test bundle) and returns its exit code, stdout and stderr.
+    private func loupe(_ args: [String]) throws -> (code: Int32, out: String, err: String) {
+        // The test bundle sits in the build products directory (Linux), or is that directory's child (macOS).
+        let bundle = Bundle(for: CLITests.self).bundleURL
+        let candidates = [bundle.appendingPathComponent("loupe"), bundle.deletingLastPathComponent().appendingPathComponent("loupe")]
+        guard let binary = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
+            XCTFail("the loupe executable is not built next to the tests (looked at \(candidates.map(\.path)))")
+            throw CancellationError()
+        }
+        let p = Process()
+        p.executableURL = binary
+        p.arguments = args
+        p.currentDirectoryURL = dir
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    }
+
+    /// A float32 `.npy` written by hand (header per the NumPy format spec), independent of Loupe's writer.
+    private func writeNPY(_ name: String, shape: [Int], values: [Float]) throws {
+        var header = "{'descr': '<f4', 'fortran_order': False, 'shape': (\(shape.map(String.init).joined(separator: ", "))\(shape.count == 1 ? "," : "")), }"
+        header += String(repeating: " ", count: (64 - (10 + header.utf8.count + 1) % 64) % 64) + "\n"
+        var bytes: [UInt8] = [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(header.utf8.count & 0xff), UInt8(header.utf8.count >> 8)] + Array(header.utf8)
+        for v in values { withUnsafeBytes(of: v.bitPattern.littleEndian) { bytes += $0 } }
+        try Data(bytes).write(to: dir.appendingPathComponent(name))
+    }
+
+    func testRunAndGradWriteTheirOutputs() throws {
+        try writeNPY("x.npy", shape: [2, 1, 28, 28], values: (0..<1568).map { _ in Float.random(in: 0...1) })
+        let run = try loupe(["run", "gapnet", "--input", "x.npy", "--output", "relu4=cam.npy", "--output", "logits.npy", "--device", "reference"])
+        XCTAssertEqual(run.code, 0, run.err)
+        XCTAssertTrue(run.out.contains("relu4 [2x128x14x14]") && run.out.contains("fc [2x10]"), run.out)
+        let grad = try loupe(["grad", "gapnet", "--input", "x.npy", "--unit", "fc:3", "--relu", "guided", "--output", "dx.npy"])
+        XCTAssertEqual(grad.code, 0, grad.err)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("dx.npy").path))
+        let info = try loupe(["info", "vgg16"])
+        XCTAssertEqual(info.code, 0, info.err)
+        XCTAssertTrue(info.out.contains("138357544 trainable") && info.out.contains("size 196.0"), info.out)
+    }
+
+    func testBadInputGivesOneLineAndExitCodeTwo() throws {
+        try writeNPY("x.npy", shape: [1, 1, 28, 28], values: Array(repeating: 0, count: 784))
+        try writeNPY("wrong.npy", shape: [1, 3, 28, 28], values: Array(repeating: 0, count: 2352))
+        try Data("\u{08}\u{01}garbage that is not a protobuf".utf8).write(to: dir.appendingPathComponent("broken.onnx"))
+        let cases: [([String], String)] = [
+            (["run", "broken.onnx", "--input", "x.npy", "--output", "y.npy"], "broken.onnx"),
+            (["run", "gapnet", "--output", "y.npy"], "missing input"),
+            (["run", "gapnet", "--input", "wrong.npy", "--output", "y.npy"], "wrong.npy has shape"),
+            (["run", "gapnet", "--input", "absent.npy", "--output", "y.npy"], "absent.npy"),
+            (["grad", "gapnet", "--input", "x.npy", "--unit", "nosuch:0", "--output", "dx.npy"], "no layer 'nosuch'"),
+            (["info", "no-such-model"], "unknown model"),
+        ]
+        for (args, expected) in cases {
+            let r = try loupe(args)
+            XCTAssertEqual(r.code, 2, "\(args): \(r.err)")
+            let lines = r.err.split(separator: "\n")
+            XCTAssertEqual(lines.count, 1, "\(args): \(r.err)")
+            XCTAssertTrue(r.err.contains(expected), "\(args): \(r.err)")
+        }
+        try writeNPY("y.npy", shape: [1], values: [42])
+        let refused = try loupe(["run", "gapnet", "--input", "x.npy", "--output", "y.npy"])
+        XCTAssertEqual(refused.code, 2)
+        XCTAssertTrue(refused.err.contains("not overwriting"), refused.err)
+    }
+}
