@@ -1,3 +1,5 @@
+import CLBackend
+
 /// A labelled image dataset held in host memory: `count` images of shape `imageShape` (C, H, W),
 /// float32 in C order, with integer class labels in `0..<classes`.
 public protocol LabeledImageDataset {
