@@ -32,7 +32,7 @@ public final class Explainer {
     public let backend: Backend
     public let input: ValueID
     public let logits: ValueID
-    private let base: Executor
+    let base: Executor
     private var byBatch: [Int: Executor] = [:]
 
     public init(_ executor: Executor) throws {
