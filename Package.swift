@@ -18,6 +18,7 @@ let package = Package(
         .systemLibrary(name: "COpenCL", path: "Sources/COpenCL",
                        providers: [.apt(["ocl-icd-opencl-dev", "opencl-headers"])]),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
 
         // MARK: - Compute core
         .target(
@@ -42,7 +43,7 @@ let package = Package(
         .target(name: "Graph", dependencies: ["CLBackend", "ONNXProto"], path: "Sources/Graph",
                 // Zoo models draw up to 144M random weights; optimized, that takes seconds in tests.
                 swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
-        .target(name: "Explain", dependencies: ["Graph", "CPNG"], path: "Sources/Explain"),
+        .target(name: "Explain", dependencies: ["Graph", "CPNG", "CZlib"], path: "Sources/Explain"),
 
         // MARK: - Command-line tool and benchmarks
         .executableTarget(
