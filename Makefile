@@ -1,5 +1,5 @@
 # Loupe — build, demo, test, benchmark. Every target installs the system packages it needs.
-SYSTEM_PACKAGES := ocl-icd-opencl-dev opencl-headers libpng-dev libjpeg62-turbo-dev pocl-opencl-icd clinfo
+SYSTEM_PACKAGES := ocl-icd-opencl-dev opencl-headers libpng-dev libjpeg62-turbo-dev pocl-opencl-icd clinfo dataset-fashion-mnist zlib1g-dev
 # The JPEG tests' oracle: djpeg, libjpeg-turbo's own decoder.
 TEST_SYSTEM_PACKAGES := libjpeg-turbo-progs
 PYTHON_TEST_PACKAGES := onnx onnxruntime numpy

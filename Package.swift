@@ -21,6 +21,7 @@ let package = Package(
         // A C target, not a system library: libjpeg reports errors by calling `error_exit`, which
         // must not return, and only C can leave it with longjmp. Needs libjpeg62-turbo-dev.
         .target(name: "CJPEG", path: "Sources/CJPEG", linkerSettings: [.linkedLibrary("jpeg")]),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
 
         // MARK: - Compute core
         .target(
@@ -45,7 +46,7 @@ let package = Package(
         .target(name: "Graph", dependencies: ["CLBackend", "ONNXProto"], path: "Sources/Graph",
                 // Zoo models draw up to 144M random weights; optimized, that takes seconds in tests.
                 swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
-        .target(name: "Explain", dependencies: ["Graph", "CPNG", "CJPEG"], path: "Sources/Explain"),
+        .target(name: "Explain", dependencies: ["Graph", "CPNG", "CJPEG", "CZlib"], path: "Sources/Explain"),
 
         // MARK: - Command-line tool and benchmarks
         .executableTarget(
