@@ -51,7 +51,7 @@ let package = Package(
         // MARK: - Command-line tool and benchmarks
         .executableTarget(
             name: "loupe",
-            dependencies: ["CLBackend", "Graph", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["CLBackend", "Graph", "Explain", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/loupe"
         ),
         .executableTarget(name: "KernelBench", dependencies: ["CLBackend"], path: "Benchmarks/KernelBench"),
@@ -63,7 +63,7 @@ let package = Package(
         .testTarget(name: "GraphTests", dependencies: ["Graph", "ONNXProto"], path: "Tests/GraphTests", exclude: ["onnx_models.py"]),
         .testTarget(name: "ExplainTests", dependencies: ["Explain", "Graph", "CLBackend"], path: "Tests/ExplainTests"),
         // Runs the built `loupe` binary; depends on it so `swift test` builds it first.
-        .testTarget(name: "CLITests", dependencies: ["loupe"], path: "Tests/CLITests"),
+        .testTarget(name: "CLITests", dependencies: ["loupe", "Explain"], path: "Tests/CLITests"),
     ],
     swiftLanguageModes: [.v6]
 )
