@@ -46,7 +46,9 @@ let package = Package(
         .target(name: "Graph", dependencies: ["CLBackend", "ONNXProto"], path: "Sources/Graph",
                 // Zoo models draw up to 144M random weights; optimized, that takes seconds in tests.
                 swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
-        .target(name: "Explain", dependencies: ["Graph", "CPNG", "CJPEG", "CZlib"], path: "Sources/Explain"),
+        .target(name: "Explain", dependencies: ["Graph", "CPNG", "CJPEG", "CZlib"], path: "Sources/Explain",
+                // The methods combine maps on the host; optimized they keep the tests fast.
+                swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
 
         // MARK: - Command-line tool and benchmarks
         .executableTarget(

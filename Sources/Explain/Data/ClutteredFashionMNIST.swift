@@ -50,15 +50,8 @@ public struct ClutteredFashionMNIST: LabeledImageDataset, Sendable {
         }
     }
 
-    /// A box in canvas pixels, half-open: columns `x0..<x1`, rows `y0..<y1`.
-    public struct Box: Hashable, Sendable {
-        public var x0: Int, y0: Int, x1: Int, y1: Int
-        public init(x0: Int, y0: Int, x1: Int, y1: Int) { self.x0 = x0; self.y0 = y0; self.x1 = x1; self.y1 = y1 }
-        public var width: Int { x1 - x0 }
-        public var height: Int { y1 - y0 }
-        public var area: Int { width * height }
-        public func contains(x: Int, y: Int) -> Bool { x >= x0 && x < x1 && y >= y0 && y < y1 }
-    }
+    /// Boxes in canvas pixels (the localization metrics' `Box`).
+    public typealias Box = Explain.Box
 
     /// One clutter patch: the `clutterSize` square of source item `item` at column `sourceX`, row
     /// `sourceY`, pasted with its top-left corner at canvas column `x`, row `y`.

@@ -2,10 +2,13 @@ import Foundation
 import Graph
 
 /// An axis-aligned box in pixels, half-open: columns `x0..<x1`, rows `y0..<y1`.
-public struct Box: Equatable, Sendable, CustomStringConvertible {
+public struct Box: Hashable, Sendable, CustomStringConvertible {
     public var x0: Int, y0: Int, x1: Int, y1: Int
     public init(x0: Int, y0: Int, x1: Int, y1: Int) { self.x0 = x0; self.y0 = y0; self.x1 = x1; self.y1 = y1 }
-    public var area: Int { max(0, x1 - x0) * max(0, y1 - y0) }
+    public var width: Int { max(0, x1 - x0) }
+    public var height: Int { max(0, y1 - y0) }
+    public var area: Int { width * height }
+    public func contains(x: Int, y: Int) -> Bool { x >= x0 && x < x1 && y >= y0 && y < y1 }
     public var description: String { "[\(x0), \(y0), \(x1), \(y1))" }
 
     /// Intersection over union; 0 when both are empty.
