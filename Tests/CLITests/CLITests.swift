@@ -75,6 +75,12 @@ final class CLITests: XCTestCase {
                 XCTAssertTrue(FileManager.default.fileExists(atPath: base + ".npy"), method)
             }
         }
+        let report = try loupe(["report", "gapnet", "imgs", "--methods", "gradcam,saliency", "--out", "report.html"])
+        XCTAssertEqual(report.code, 0, report.err)
+        let html = try String(contentsOf: dir.appendingPathComponent("report.html"), encoding: .utf8)
+        // Per image: the input plus a heatmap and an overlay per method, all inline.
+        XCTAssertEqual(html.components(separatedBy: "src=\"data:image/png;base64,").count - 1, 3 * (1 + 2 * 2))
+        XCTAssertTrue(html.contains("<th>gradcam</th>") && html.hasSuffix("</html>\n"))
         let again = try loupe(["gradcam", "gapnet", "imgs", "--out", "out", "--class", "3"])
         XCTAssertEqual(again.code, 2)
         XCTAssertTrue(again.err.contains("not overwriting"), again.err)
