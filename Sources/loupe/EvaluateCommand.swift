@@ -18,15 +18,30 @@ struct Evaluate: ParsableCommand {
     @Option(help: "SmoothGrad samples.") var samples: Int = 16
     @Option(help: "Integrated Gradients steps.") var steps: Int = 16
     @Option(help: "Also write the table as markdown to this file.") var markdown: String?
+    @Option(help: "Also save the first cluttered test images as PNG files in this folder (e.g. to explain them).") var saveImages: String?
+    @Option(help: "How many images --save-images writes.") var saveCount: Int = 8
 
     func run() throws {
         try reportingErrors {
             let isZoo = ZooModel(rawValue: modelOptions.model.lowercased()) != nil
-            let graph = try ModelSource.load(modelOptions.model, batch: 1, inputSize: isZoo ? canvas : nil, weights: modelOptions.weights, seed: modelOptions.initSeed)
+            let graph = try ModelSource.load(modelOptions.model, batch: 1, inputSize: isZoo ? (modelOptions.inputSize ?? canvas) : nil,
+                                             weights: modelOptions.weights, seed: modelOptions.initSeed)
             let explainer = try Explainer(Executor(graph, on: deviceOption.backend()))
             let test = try FashionMNIST(split: .test)
             let data = try ClutteredFashionMNIST(source: test, count: count, seed: seed,
                                                  configuration: .init(canvasSize: explainer.imageShape[1]))
+            if let dir = saveImages {
+                try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+                let k = min(saveCount, data.count)
+                let (pixels, labels) = data.batch(Array(0..<k))
+                let side = explainer.imageShape[1]
+                for i in 0..<k {
+                    let bytes = pixels[(i * side * side)..<((i + 1) * side * side)].map { UInt8(max(0, min(255, ($0 * 255).rounded()))) }
+                    let name = "cluttered\(i)-\(test.classNames[Int(labels[i])].replacingOccurrences(of: "/", with: "-").replacingOccurrences(of: " ", with: "-")).png"
+                    try writePNG(Image(width: side, height: side, channels: 1, pixels: bytes), to: (dir as NSString).appendingPathComponent(name), overwrite: true)
+                }
+                printError("loupe: saved \(k) cluttered test images to \(dir)/")
+            }
             var chosen: [ExplanationMethod]
             if let methods {
                 chosen = try methods.split(separator: ",").map { name in

@@ -36,9 +36,11 @@ struct ModelOptions: ParsableArguments {
     var weights: String?
     @Option(help: "Seed of the random initialization of zoo models without --weights.")
     var initSeed: UInt64 = 0
+    @Option(help: "Build a zoo model for this image size (e.g. a fully convolutional GAP model on larger canvases).")
+    var inputSize: Int?
 
     func load(batch: Int?, randomize: Bool = true) throws -> Graph {
-        try ModelSource.load(model, batch: batch, weights: weights, seed: initSeed, randomize: randomize)
+        try ModelSource.load(model, batch: batch, inputSize: inputSize, weights: weights, seed: initSeed, randomize: randomize)
     }
 }
 
