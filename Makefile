@@ -1,5 +1,7 @@
 # Loupe — build, demo, test, benchmark. Every target installs the system packages it needs.
-SYSTEM_PACKAGES := ocl-icd-opencl-dev opencl-headers libpng-dev pocl-opencl-icd clinfo
+SYSTEM_PACKAGES := ocl-icd-opencl-dev opencl-headers libpng-dev libjpeg62-turbo-dev pocl-opencl-icd clinfo dataset-fashion-mnist zlib1g-dev
+# The JPEG tests' oracle: djpeg, libjpeg-turbo's own decoder.
+TEST_SYSTEM_PACKAGES := libjpeg-turbo-progs
 PYTHON_TEST_PACKAGES := onnx onnxruntime numpy
 SWIFT ?= swift
 SHELL := /bin/bash
@@ -7,9 +9,9 @@ LOUPE := .build/release/loupe
 
 .PHONY: deps test-deps build demo test bench clean
 
-# Installs the Debian packages that are missing (idempotent; needs root, as on a fresh machine).
-deps:
-	@missing=""; for p in $(SYSTEM_PACKAGES); do \
+# Installs those of the Debian packages $(1) that are missing (idempotent; needs root, as on a fresh machine).
+define install_missing
+	@missing=""; for p in $(1); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -17,10 +19,15 @@ deps:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
+endef
 
-# deps, and the ONNX tests' oracle (onnx builds the models, onnxruntime runs them) when it cannot be
-# imported. Tests only: the product never needs Python, so build and demo do not install it.
+deps:
+	$(call install_missing,$(SYSTEM_PACKAGES))
+
+# deps, djpeg, and the ONNX tests' oracle (onnx builds the models, onnxruntime runs them) when it
+# cannot be imported. Tests only: the product never needs them, so build and demo do not install them.
 test-deps: deps
+	$(call install_missing,$(TEST_SYSTEM_PACKAGES))
 	@python3 -c "import onnx, onnxruntime, numpy" 2>/dev/null || { echo "installing: $(PYTHON_TEST_PACKAGES) (pip)"; python3 -m pip install -q $(PYTHON_TEST_PACKAGES); }
 
 build: deps

@@ -18,6 +18,10 @@ let package = Package(
         .systemLibrary(name: "COpenCL", path: "Sources/COpenCL",
                        providers: [.apt(["ocl-icd-opencl-dev", "opencl-headers"])]),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG", providers: [.apt(["libpng-dev"])]),
+        // A C target, not a system library: libjpeg reports errors by calling `error_exit`, which
+        // must not return, and only C can leave it with longjmp. Needs libjpeg62-turbo-dev.
+        .target(name: "CJPEG", path: "Sources/CJPEG", linkerSettings: [.linkedLibrary("jpeg")]),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
 
         // MARK: - Compute core
         .target(
@@ -42,12 +46,12 @@ let package = Package(
         .target(name: "Graph", dependencies: ["CLBackend", "ONNXProto"], path: "Sources/Graph",
                 // Zoo models draw up to 144M random weights; optimized, that takes seconds in tests.
                 swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
-        .target(name: "Explain", dependencies: ["Graph", "CPNG"], path: "Sources/Explain"),
+        .target(name: "Explain", dependencies: ["Graph", "CPNG", "CJPEG", "CZlib"], path: "Sources/Explain"),
 
         // MARK: - Command-line tool and benchmarks
         .executableTarget(
             name: "loupe",
-            dependencies: ["CLBackend", "Graph", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["CLBackend", "Graph", "Explain", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/loupe"
         ),
         .executableTarget(name: "KernelBench", dependencies: ["CLBackend"], path: "Benchmarks/KernelBench"),
@@ -57,9 +61,9 @@ let package = Package(
         .testTarget(name: "CLBackendTests", dependencies: ["CLBackend"], path: "Tests/CLBackendTests"),
         // onnx_models.py builds the ONNX test models with onnxruntime's outputs at test time.
         .testTarget(name: "GraphTests", dependencies: ["Graph", "ONNXProto"], path: "Tests/GraphTests", exclude: ["onnx_models.py"]),
-        .testTarget(name: "ExplainTests", dependencies: ["Explain"], path: "Tests/ExplainTests"),
+        .testTarget(name: "ExplainTests", dependencies: ["Explain", "Graph", "CLBackend"], path: "Tests/ExplainTests"),
         // Runs the built `loupe` binary; depends on it so `swift test` builds it first.
-        .testTarget(name: "CLITests", dependencies: ["loupe"], path: "Tests/CLITests"),
+        .testTarget(name: "CLITests", dependencies: ["loupe", "Explain"], path: "Tests/CLITests"),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -3,7 +3,7 @@
 // activation-maximization / saliency step) and forward + backward with weight gradients (a
 // training step), with the peak device memory of each.
 //
-//   swift run -c release GraphBench [--device opencl:N] [--repeats R] [--batches 1,8] [--no-write]
+//   swift run -c release GraphBench [--device opencl:N] [--repeats R] [--batches 1,8] [--models vgg16,resnet50] [--no-write]
 import CLBackend
 import Foundation
 import Graph
@@ -24,6 +24,10 @@ var arguments = Array(CommandLine.arguments.dropFirst())
 let deviceFlag = option("--device")
 let repeats = Int(option("--repeats") ?? "3") ?? 3
 let batches = (option("--batches") ?? "1,8").split(separator: ",").compactMap { Int($0) }
+let models = (option("--models") ?? "vgg16,resnet50").split(separator: ",").map { name -> ZooModel in
+    guard let m = ZooModel(rawValue: String(name)) else { fail("unknown model '\(name)'") }
+    return m
+}
 let write = !arguments.contains("--no-write")
 arguments.removeAll { $0 == "--no-write" }
 if !arguments.isEmpty { fail("unknown arguments \(arguments)") }
@@ -63,7 +67,7 @@ var rows: [Row] = []
     return (times.sorted()[times.count / 2], backend.peakMemoryBytes)
 }
 
-for model in [ZooModel.vgg16, .resnet50] {
+for model in models {
     for batch in batches {
         do {
             let graph = try model.build(batch: batch)

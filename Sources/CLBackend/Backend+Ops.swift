@@ -118,39 +118,48 @@ extension Backend {
         return dw
     }
 
-    // MARK: Linear (a 1x1 convolution over [N, in, 1, 1]; weight [out, in] as in PyTorch)
-
-    private func linearViews(_ x: Tensor, _ weight: Tensor, _ op: String) throws -> (x: Tensor, w: Tensor) {
-        guard x.shape.rank == 2, weight.shape.rank == 2, x.shape[1] == weight.shape[1] else {
-            throw ShapeError("\(op): input [N, in] and weight [out, in] must agree on in, got \(x.shape) and \(weight.shape)")
-        }
-        return (try x.reshaped(to: [x.shape[0], x.shape[1], 1, 1]), try weight.reshaped(to: [weight.shape[0], weight.shape[1], 1, 1]))
-    }
+    // MARK: Linear (weight [out, in] as in PyTorch)
+    //
+    // A linear layer runs as a 1x1 convolution over the transposed batch: X^T, `[in, N]`, viewed as
+    // one `[1, in, 1, N]` image whose N columns are the batch, so one pass over the weights serves
+    // every image (the conv kernels vectorize over columns). The transposes move N*in values; the
+    // weights, out*in of them, are read once instead of once per image.
 
     private var pointwise: Conv2D { Conv2D(window: Window2D(kernel: 1)) }
 
+    /// `[N, K]` -> its transpose viewed as a `[1, K, 1, N]` image.
+    private func columns(_ rows: Tensor) throws -> Tensor {
+        try transpose(rows).reshaped(to: [1, rows.shape[1], 1, rows.shape[0]])
+    }
+
+    /// A `[1, K, 1, N]` image of columns -> `[N, K]` rows.
+    private func rows(_ columns: Tensor) throws -> Tensor {
+        try transpose(columns.reshaped(to: [columns.shape[1], columns.shape[3]]))
+    }
+
+    private func weight1x1(_ weight: Tensor) throws -> Tensor { try weight.reshaped(to: [weight.shape[0], weight.shape[1], 1, 1]) }
+
     public func linear(_ input: Tensor, weight: Tensor, bias: Tensor? = nil) throws -> Tensor {
-        let (x, w) = try linearViews(input, weight, "linear")
-        return try conv2d(x, weight: w, bias: bias, pointwise).reshaped(to: [input.shape[0], weight.shape[0]])
+        guard input.shape.rank == 2, weight.shape.rank == 2, input.shape[1] == weight.shape[1] else {
+            throw ShapeError("linear: input [N, in] and weight [out, in] must agree on in, got \(input.shape) and \(weight.shape)")
+        }
+        return try rows(conv2d(columns(input), weight: weight1x1(weight), bias: bias, pointwise))
     }
 
     public func linearBackwardData(_ outputGrad: Tensor, weight: Tensor) throws -> Tensor {
         guard outputGrad.shape.rank == 2, weight.shape.rank == 2, outputGrad.shape[1] == weight.shape[0] else {
             throw ShapeError("linearBackwardData: output gradient [N, out] and weight [out, in] must agree on out, got \(outputGrad.shape) and \(weight.shape)")
         }
-        let n = outputGrad.shape[0]
-        return try conv2dBackwardData(outputGrad.reshaped(to: [n, weight.shape[0], 1, 1]),
-                                      weight: weight.reshaped(to: [weight.shape[0], weight.shape[1], 1, 1]),
-                                      inputShape: [n, weight.shape[1], 1, 1], pointwise).reshaped(to: [n, weight.shape[1]])
+        return try rows(conv2dBackwardData(columns(outputGrad), weight: weight1x1(weight),
+                                           inputShape: [1, weight.shape[1], 1, outputGrad.shape[0]], pointwise))
     }
 
     public func linearBackwardWeight(_ input: Tensor, outputGrad: Tensor) throws -> Tensor {
         guard input.shape.rank == 2, outputGrad.shape.rank == 2, input.shape[0] == outputGrad.shape[0] else {
             throw ShapeError("linearBackwardWeight: input [N, in] and output gradient [N, out] must agree on N, got \(input.shape) and \(outputGrad.shape)")
         }
-        let (n, i, o) = (input.shape[0], input.shape[1], outputGrad.shape[1])
-        return try conv2dBackwardFilter(input.reshaped(to: [n, i, 1, 1]), outputGrad: outputGrad.reshaped(to: [n, o, 1, 1]),
-                                        weightShape: [o, i, 1, 1], pointwise).reshaped(to: [o, i])
+        let (i, o) = (input.shape[1], outputGrad.shape[1])
+        return try conv2dBackwardFilter(columns(input), outputGrad: columns(outputGrad), weightShape: [o, i, 1, 1], pointwise).reshaped(to: [o, i])
     }
 
     // MARK: Max pooling and unpooling

@@ -52,7 +52,7 @@ public struct ProgramCache: Sendable {
 }
 
 /// FNV-1a, 64 bit: a fast non-cryptographic hash for cache keys.
-func fnv1a64(_ bytes: [UInt8]) -> UInt64 {
+public func fnv1a64(_ bytes: [UInt8]) -> UInt64 {
     var h: UInt64 = 0xcbf2_9ce4_8422_2325
     for b in bytes { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }
     return h

@@ -35,10 +35,10 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Weights to load by parameter name: a .safetensors or .onnx file.")
     var weights: String?
     @Option(help: "Seed of the random initialization of zoo models without --weights.")
-    var seed: UInt64 = 0
+    var initSeed: UInt64 = 0
 
     func load(batch: Int?, randomize: Bool = true) throws -> Graph {
-        try ModelSource.load(model, batch: batch, weights: weights, seed: seed, randomize: randomize)
+        try ModelSource.load(model, batch: batch, weights: weights, seed: initSeed, randomize: randomize)
     }
 }
 

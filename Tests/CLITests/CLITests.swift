@@ -1,3 +1,4 @@
+import Explain
 import Foundation
 import XCTest
 
@@ -54,6 +55,32 @@ final class CLITests: XCTestCase {
         let info = try loupe(["info", "vgg16"])
         XCTAssertEqual(info.code, 0, info.err)
         XCTAssertTrue(info.out.contains("138357544 trainable") && info.out.contains("size 196.0"), info.out)
+    }
+
+    /// Every explanation command writes an overlay PNG, the raw map and a sidecar per image.
+    func testExplanationCommandsWriteMapsAndSidecars() throws {
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("imgs"), withIntermediateDirectories: true)
+        let image = try Explain.Image(width: 40, height: 32, channels: 1, pixels: (0..<1280).map { _ in UInt8.random(in: 0...255) })
+        for i in 0..<3 { try writePNG(image, to: dir.appendingPathComponent("imgs/im\(i).png").path) }
+        for method in ["cam", "gradcam", "gradcampp", "layercam", "eigencam", "scorecam", "saliency", "guided", "deconv",
+                       "guidedgradcam", "smoothgrad", "ig", "occlusion"] {
+            let r = try loupe([method, "gapnet", "imgs", "--out", "out", "--samples", "4", "--steps", "4", "--class", "3"])
+            XCTAssertEqual(r.code, 0, "\(method): \(r.err)")
+            for i in 0..<3 {
+                let base = dir.appendingPathComponent("out/im\(i).\(method == "deconv" ? "deconvnet" : method == "ig" ? "integratedgradients" : method).class3").path
+                let map = try readPNG(base + ".png")
+                XCTAssertEqual([map.width, map.height], [28, 28], method)
+                let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: base + ".json"))) as? [String: Any]
+                XCTAssertEqual(json?["class"] as? Int, 3, method)
+                XCTAssertTrue(FileManager.default.fileExists(atPath: base + ".npy"), method)
+            }
+        }
+        let again = try loupe(["gradcam", "gapnet", "imgs", "--out", "out", "--class", "3"])
+        XCTAssertEqual(again.code, 2)
+        XCTAssertTrue(again.err.contains("not overwriting"), again.err)
+        let notGAP = try loupe(["cam", "lenet5", "imgs", "--out", "out2"])
+        XCTAssertEqual(notGAP.code, 2)
+        XCTAssertTrue(notGAP.err.contains("global average pooling"), notGAP.err)
     }
 
     func testBadInputGivesOneLineAndExitCodeTwo() throws {

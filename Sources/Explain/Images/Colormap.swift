@@ -1,0 +1,154 @@
+/// A map from [0, 1] to colours for drawing heatmaps.
+public enum Colormap: String, CaseIterable, Sendable {
+    /// MATLAB's jet, the one OpenCV's `COLORMAP_JET` and the CAM papers' figures use: piecewise
+    /// linear, `r = 1.5 - |4t - 3|`, `g = 1.5 - |4t - 2|`, `b = 1.5 - |4t - 1|`, each clamped to
+    /// [0, 1], times 255 rounded half up; dark blue (0, 0, 128) at 0, cyan, yellow, dark red
+    /// (128, 0, 0) at 1.
+    case jet
+    /// matplotlib's viridis (perceptually uniform, readable in grayscale and by colour-blind readers).
+    case viridis
+    /// matplotlib's inferno (perceptually uniform, black to pale yellow).
+    case inferno
+    /// Black (0) to white (1).
+    case gray
+
+    /// The colour of `t`, clamped to [0, 1] (NaN counts as 0). The colour is entry
+    /// `min(floor(256 t), 255)` of the map's 256-entry table, matplotlib's rule for a 256-colour
+    /// `ListedColormap`, so 0 is the first entry and 1 the last.
+    public func color(at t: Float) -> (r: UInt8, g: UInt8, b: UInt8) {
+        let clamped = t.isNaN ? 0 : min(max(t, 0), 1)
+        return self[min(Int(clamped * 256), 255)]
+    }
+
+    /// Entry `index` (0...255) of the map's table.
+    public subscript(index: Int) -> (r: UInt8, g: UInt8, b: UInt8) {
+        precondition((0...255).contains(index), "colormap index \(index) is outside 0...255")
+        switch self {
+        case .jet:
+            // 255 (1.5 - |4t - centre|) with t = index / 255 is 382.5 - |4 index - 255 centre|, always
+            // a half; computed in integers and rounded up, so no float rounding decides the ties.
+            func ramp(_ centre: Int) -> UInt8 { UInt8(min(max(383 - abs(4 * index - 255 * centre), 0), 255)) }
+            return (ramp(3), ramp(2), ramp(1))
+        case .viridis: return unpack(viridisTable[index])
+        case .inferno: return unpack(infernoTable[index])
+        case .gray: return (UInt8(index), UInt8(index), UInt8(index))
+        }
+    }
+}
+
+private func unpack(_ rgb: UInt32) -> (r: UInt8, g: UInt8, b: UInt8) {
+    (UInt8(truncatingIfNeeded: rgb >> 16), UInt8(truncatingIfNeeded: rgb >> 8), UInt8(truncatingIfNeeded: rgb))
+}
+
+// matplotlib's `_viridis_data` and `_inferno_data` (lib/matplotlib/_cm_listed.py, by Nathaniel
+// Smith and Stefan van der Walt, CC0), each float rounded to the nearest of 0...255: the values of
+// matplotlib's `to_hex` (viridis runs #440154 to #fde725). `cmap(x, bytes=True)` truncates instead
+// and can be one lower.
+private let viridisTable: [UInt32] = [
+    0x440154, 0x440256, 0x450457, 0x450559, 0x46075A, 0x46085C, 0x460A5D, 0x460B5E,
+    0x470D60, 0x470E61, 0x471063, 0x471164, 0x471365, 0x481467, 0x481668, 0x481769,
+    0x48186A, 0x481A6C, 0x481B6D, 0x481C6E, 0x481D6F, 0x481F70, 0x482071, 0x482173,
+    0x482374, 0x482475, 0x482576, 0x482677, 0x482878, 0x482979, 0x472A7A, 0x472C7A,
+    0x472D7B, 0x472E7C, 0x472F7D, 0x46307E, 0x46327E, 0x46337F, 0x463480, 0x453581,
+    0x453781, 0x453882, 0x443983, 0x443A83, 0x443B84, 0x433D84, 0x433E85, 0x423F85,
+    0x424086, 0x424186, 0x414287, 0x414487, 0x404588, 0x404688, 0x3F4788, 0x3F4889,
+    0x3E4989, 0x3E4A89, 0x3E4C8A, 0x3D4D8A, 0x3D4E8A, 0x3C4F8A, 0x3C508B, 0x3B518B,
+    0x3B528B, 0x3A538B, 0x3A548C, 0x39558C, 0x39568C, 0x38588C, 0x38598C, 0x375A8C,
+    0x375B8D, 0x365C8D, 0x365D8D, 0x355E8D, 0x355F8D, 0x34608D, 0x34618D, 0x33628D,
+    0x33638D, 0x32648E, 0x32658E, 0x31668E, 0x31678E, 0x31688E, 0x30698E, 0x306A8E,
+    0x2F6B8E, 0x2F6C8E, 0x2E6D8E, 0x2E6E8E, 0x2E6F8E, 0x2D708E, 0x2D718E, 0x2C718E,
+    0x2C728E, 0x2C738E, 0x2B748E, 0x2B758E, 0x2A768E, 0x2A778E, 0x2A788E, 0x29798E,
+    0x297A8E, 0x297B8E, 0x287C8E, 0x287D8E, 0x277E8E, 0x277F8E, 0x27808E, 0x26818E,
+    0x26828E, 0x26828E, 0x25838E, 0x25848E, 0x25858E, 0x24868E, 0x24878E, 0x23888E,
+    0x23898E, 0x238A8D, 0x228B8D, 0x228C8D, 0x228D8D, 0x218E8D, 0x218F8D, 0x21908D,
+    0x21918C, 0x20928C, 0x20928C, 0x20938C, 0x1F948C, 0x1F958B, 0x1F968B, 0x1F978B,
+    0x1F988B, 0x1F998A, 0x1F9A8A, 0x1E9B8A, 0x1E9C89, 0x1E9D89, 0x1F9E89, 0x1F9F88,
+    0x1FA088, 0x1FA188, 0x1FA187, 0x1FA287, 0x20A386, 0x20A486, 0x21A585, 0x21A685,
+    0x22A785, 0x22A884, 0x23A983, 0x24AA83, 0x25AB82, 0x25AC82, 0x26AD81, 0x27AD81,
+    0x28AE80, 0x29AF7F, 0x2AB07F, 0x2CB17E, 0x2DB27D, 0x2EB37C, 0x2FB47C, 0x31B57B,
+    0x32B67A, 0x34B679, 0x35B779, 0x37B878, 0x38B977, 0x3ABA76, 0x3BBB75, 0x3DBC74,
+    0x3FBC73, 0x40BD72, 0x42BE71, 0x44BF70, 0x46C06F, 0x48C16E, 0x4AC16D, 0x4CC26C,
+    0x4EC36B, 0x50C46A, 0x52C569, 0x54C568, 0x56C667, 0x58C765, 0x5AC864, 0x5CC863,
+    0x5EC962, 0x60CA60, 0x63CB5F, 0x65CB5E, 0x67CC5C, 0x69CD5B, 0x6CCD5A, 0x6ECE58,
+    0x70CF57, 0x73D056, 0x75D054, 0x77D153, 0x7AD151, 0x7CD250, 0x7FD34E, 0x81D34D,
+    0x84D44B, 0x86D549, 0x89D548, 0x8BD646, 0x8ED645, 0x90D743, 0x93D741, 0x95D840,
+    0x98D83E, 0x9BD93C, 0x9DD93B, 0xA0DA39, 0xA2DA37, 0xA5DB36, 0xA8DB34, 0xAADC32,
+    0xADDC30, 0xB0DD2F, 0xB2DD2D, 0xB5DE2B, 0xB8DE29, 0xBADE28, 0xBDDF26, 0xC0DF25,
+    0xC2DF23, 0xC5E021, 0xC8E020, 0xCAE11F, 0xCDE11D, 0xD0E11C, 0xD2E21B, 0xD5E21A,
+    0xD8E219, 0xDAE319, 0xDDE318, 0xDFE318, 0xE2E418, 0xE5E419, 0xE7E419, 0xEAE51A,
+    0xECE51B, 0xEFE51C, 0xF1E51D, 0xF4E61E, 0xF6E620, 0xF8E621, 0xFBE723, 0xFDE725,
+]
+
+private let infernoTable: [UInt32] = [
+    0x000004, 0x010005, 0x010106, 0x010108, 0x02010A, 0x02020C, 0x02020E, 0x030210,
+    0x040312, 0x040314, 0x050417, 0x060419, 0x07051B, 0x08051D, 0x09061F, 0x0A0722,
+    0x0B0724, 0x0C0826, 0x0D0829, 0x0E092B, 0x10092D, 0x110A30, 0x120A32, 0x140B34,
+    0x150B37, 0x160B39, 0x180C3C, 0x190C3E, 0x1B0C41, 0x1C0C43, 0x1E0C45, 0x1F0C48,
+    0x210C4A, 0x230C4C, 0x240C4F, 0x260C51, 0x280B53, 0x290B55, 0x2B0B57, 0x2D0B59,
+    0x2F0A5B, 0x310A5C, 0x320A5E, 0x340A5F, 0x360961, 0x380962, 0x390963, 0x3B0964,
+    0x3D0965, 0x3E0966, 0x400A67, 0x420A68, 0x440A68, 0x450A69, 0x470B6A, 0x490B6A,
+    0x4A0C6B, 0x4C0C6B, 0x4D0D6C, 0x4F0D6C, 0x510E6C, 0x520E6D, 0x540F6D, 0x550F6D,
+    0x57106E, 0x59106E, 0x5A116E, 0x5C126E, 0x5D126E, 0x5F136E, 0x61136E, 0x62146E,
+    0x64156E, 0x65156E, 0x67166E, 0x69166E, 0x6A176E, 0x6C186E, 0x6D186E, 0x6F196E,
+    0x71196E, 0x721A6E, 0x741A6E, 0x751B6E, 0x771C6D, 0x781C6D, 0x7A1D6D, 0x7C1D6D,
+    0x7D1E6D, 0x7F1E6C, 0x801F6C, 0x82206C, 0x84206B, 0x85216B, 0x87216B, 0x88226A,
+    0x8A226A, 0x8C2369, 0x8D2369, 0x8F2469, 0x902568, 0x922568, 0x932667, 0x952667,
+    0x972766, 0x982766, 0x9A2865, 0x9B2964, 0x9D2964, 0x9F2A63, 0xA02A63, 0xA22B62,
+    0xA32C61, 0xA52C60, 0xA62D60, 0xA82E5F, 0xA92E5E, 0xAB2F5E, 0xAD305D, 0xAE305C,
+    0xB0315B, 0xB1325A, 0xB3325A, 0xB43359, 0xB63458, 0xB73557, 0xB93556, 0xBA3655,
+    0xBC3754, 0xBD3853, 0xBF3952, 0xC03A51, 0xC13A50, 0xC33B4F, 0xC43C4E, 0xC63D4D,
+    0xC73E4C, 0xC83F4B, 0xCA404A, 0xCB4149, 0xCC4248, 0xCE4347, 0xCF4446, 0xD04545,
+    0xD24644, 0xD34743, 0xD44842, 0xD54A41, 0xD74B3F, 0xD84C3E, 0xD94D3D, 0xDA4E3C,
+    0xDB503B, 0xDD513A, 0xDE5238, 0xDF5337, 0xE05536, 0xE15635, 0xE25734, 0xE35933,
+    0xE45A31, 0xE55C30, 0xE65D2F, 0xE75E2E, 0xE8602D, 0xE9612B, 0xEA632A, 0xEB6429,
+    0xEB6628, 0xEC6726, 0xED6925, 0xEE6A24, 0xEF6C23, 0xEF6E21, 0xF06F20, 0xF1711F,
+    0xF1731D, 0xF2741C, 0xF3761B, 0xF37819, 0xF47918, 0xF57B17, 0xF57D15, 0xF67E14,
+    0xF68013, 0xF78212, 0xF78410, 0xF8850F, 0xF8870E, 0xF8890C, 0xF98B0B, 0xF98C0A,
+    0xF98E09, 0xFA9008, 0xFA9207, 0xFA9407, 0xFB9606, 0xFB9706, 0xFB9906, 0xFB9B06,
+    0xFB9D07, 0xFC9F07, 0xFCA108, 0xFCA309, 0xFCA50A, 0xFCA60C, 0xFCA80D, 0xFCAA0F,
+    0xFCAC11, 0xFCAE12, 0xFCB014, 0xFCB216, 0xFCB418, 0xFBB61A, 0xFBB81D, 0xFBBA1F,
+    0xFBBC21, 0xFBBE23, 0xFAC026, 0xFAC228, 0xFAC42A, 0xFAC62D, 0xF9C72F, 0xF9C932,
+    0xF9CB35, 0xF8CD37, 0xF8CF3A, 0xF7D13D, 0xF7D340, 0xF6D543, 0xF6D746, 0xF5D949,
+    0xF5DB4C, 0xF4DD4F, 0xF4DF53, 0xF4E156, 0xF3E35A, 0xF3E55D, 0xF2E661, 0xF2E865,
+    0xF2EA69, 0xF1EC6D, 0xF1ED71, 0xF1EF75, 0xF1F179, 0xF2F27D, 0xF2F482, 0xF3F586,
+    0xF3F68A, 0xF4F88E, 0xF5F992, 0xF6FA96, 0xF8FB9A, 0xF9FC9D, 0xFAFDA1, 0xFCFFA4,
+]
+
+/// A heatmap of the row-major `width x height` `map` as an RGB image of the same size.
+///
+/// Values are scaled to [0, 1] before colouring: by `range` when given (values outside it clamp to
+/// its ends), otherwise min-max over the map. A constant map under min-max has no structure to show
+/// and is drawn entirely in the colormap's lowest colour (as if every value were the minimum).
+/// Non-finite values are refused rather than drawn in some arbitrary colour.
+public func heatmap(_ map: [Float], width: Int, height: Int, colormap: Colormap = .jet,
+                    range: ClosedRange<Float>? = nil) throws -> Image {
+    let unit = try unitScaled(map, width: width, height: height, range: range)
+    return try colorized(unit, width: width, height: height, colormap: colormap)
+}
+
+/// `map` scaled to [0, 1] by the rule `heatmap` documents.
+func unitScaled(_ map: [Float], width: Int, height: Int, range: ClosedRange<Float>?) throws -> [Float] {
+    guard width > 0, height > 0, map.count == width * height else {
+        throw ImageError("heatmap: \(map.count) values do not fill \(width)x\(height)")
+    }
+    let nonFinite = map.lazy.filter { !$0.isFinite }.count
+    guard nonFinite == 0 else { throw ImageError("heatmap: the map has \(nonFinite) non-finite values (NaN or infinity)") }
+    let (low, high) = range.map { ($0.lowerBound, $0.upperBound) } ?? (map.min()!, map.max()!)
+    if range != nil && !(high > low && high.isFinite && low.isFinite) {
+        throw ImageError("heatmap: range \(low)...\(high) must be finite and not empty")
+    }
+    guard high > low else { return [Float](repeating: 0, count: map.count) }
+    return map.map { min(max(($0 - low) / (high - low), 0), 1) }
+}
+
+/// The RGB image of values in [0, 1].
+func colorized(_ unit: [Float], width: Int, height: Int, colormap: Colormap) throws -> Image {
+    var pixels = [UInt8](repeating: 0, count: unit.count * 3)
+    for (i, t) in unit.enumerated() {
+        let c = colormap.color(at: t)
+        pixels[3 * i] = c.r
+        pixels[3 * i + 1] = c.g
+        pixels[3 * i + 2] = c.b
+    }
+    return try Image(width: width, height: height, channels: 3, pixels: pixels)
+}
