@@ -89,6 +89,34 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(notGAP.err.contains("global average pooling"), notGAP.err)
     }
 
+    /// Two classes of 28x28 images (bright left or right half): `train` writes a checkpoint per
+    /// epoch (one stderr line each, not a TTY), prints the test accuracy, and the model runs.
+    func testTrainWritesAModelThatRuns() throws {
+        let n = 48
+        var images: [Float] = [], labels: [Float] = []
+        for i in 0..<n {
+            for _ in 0..<28 { for x in 0..<28 { images.append((x < 14) == (i % 2 == 0) ? 1 : Float.random(in: 0..<0.3)) } }
+            labels.append(Float(i % 2))
+        }
+        try writeNPY("x.npy", shape: [n, 1, 28, 28], values: images)
+        try writeNPY("y.npy", shape: [n], values: labels)
+        let train = try loupe(["train", "fashioncnn", "--images", "x.npy", "--labels", "y.npy", "--test-images", "x.npy", "--test-labels", "y.npy",
+                               "--epochs", "2", "--batch", "16", "--lr", "0.01", "--optimizer", "adam", "--schedule", "step:1:0.5", "--out", "m.onnx"])
+        XCTAssertEqual(train.code, 0, train.err)
+        XCTAssertEqual(train.err.split(separator: "\n").filter { $0.hasPrefix("epoch ") }.count, 2, train.err)
+        XCTAssertTrue(train.out.contains("test accuracy"), train.out)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted(), ["m.onnx", "x.npy", "y.npy"])
+        try writeNPY("one.npy", shape: [1, 1, 28, 28], values: Array(images[0..<784]))
+        let run = try loupe(["run", "m.onnx", "--input", "one.npy", "--output", "logits.npy"])
+        XCTAssertEqual(run.code, 0, run.err)
+        let again = try loupe(["train", "fashioncnn", "--images", "x.npy", "--labels", "y.npy", "--out", "m.onnx"])
+        XCTAssertEqual(again.code, 2)
+        XCTAssertTrue(again.err.contains("not overwriting"), again.err)
+        let badSchedule = try loupe(["train", "fashioncnn", "--images", "x.npy", "--labels", "y.npy", "--schedule", "linear", "--out", "n.onnx"])
+        XCTAssertEqual(badSchedule.code, 2)
+        XCTAssertTrue(badSchedule.err.contains("unknown --schedule 'linear'"), badSchedule.err)
+    }
+
     func testBadInputGivesOneLineAndExitCodeTwo() throws {
         try writeNPY("x.npy", shape: [1, 1, 28, 28], values: Array(repeating: 0, count: 784))
         try writeNPY("wrong.npy", shape: [1, 3, 28, 28], values: Array(repeating: 0, count: 2352))

@@ -37,6 +37,7 @@ final class ZooConformanceTests: XCTestCase {
 
     func testLeNet5() throws { try check(.lenet5) }
     func testGAPNet() throws { try check(.gapnet) }
+    func testFashionCNN() throws { try check(.fashioncnn) }
     func testAlexNet() throws { try check(.alexnet) }
     func testZFNet() throws { try check(.zfnet) }
     func testNiN() throws { try check(.nin) }
