@@ -59,7 +59,7 @@ struct Evaluate: ParsableCommand {
             settings.steps = steps
             settings.seed = seed
             settings.patch = max(4, explainer.imageShape[1] / 8)
-            settings.stride = max(2, explainer.imageShape[1] / 16)
+            settings.stride = settings.patch   // non-overlapping windows keep occlusion to (S / patch)^2 passes per image
             var plan = EvaluationPlan()
             plan.localizationImages = count
             plan.faithfulnessImages = faithfulnessCount

@@ -121,8 +121,8 @@ extension Explainer {
         let (k, z) = (s[1], s[2] * s[3])
         return perImage(a, exec.graph[layer].shape).map { act in
             let b = act.startIndex
-            // X (Z x K), centred per channel; the first left singular vector of X is the top
-            // eigenvector of X X^T (Z x Z, small), found by power iteration.
+            // X (Z x K), centred per channel. The projection on the first principal component is
+            // X v, v the top eigenvector of the K x K matrix X^T X, found by power iteration.
             var x = [Double](repeating: 0, count: z * k)
             for ch in 0..<k {
                 var mean = 0.0
@@ -130,29 +130,27 @@ extension Explainer {
                 mean /= Double(z)
                 for p in 0..<z { x[p * k + ch] = Double(act[b + ch * z + p]) - mean }
             }
-            var gram = [Double](repeating: 0, count: z * z)
-            for i in 0..<z { for j in i..<z {
-                var d = 0.0
-                for ch in 0..<k { d += x[i * k + ch] * x[j * k + ch] }
-                gram[i * z + j] = d
-                gram[j * z + i] = d
-            } }
-            var u = (0..<z).map { 1.0 + Double($0 % 7) * 1e-3 }
+            var cov = [Double](repeating: 0, count: k * k)
+            for p in 0..<z {
+                let row = p * k
+                for i in 0..<k where x[row + i] != 0 {
+                    let xi = x[row + i]
+                    for j in 0..<k { cov[i * k + j] += xi * x[row + j] }
+                }
+            }
+            var v = (0..<k).map { 1.0 + Double($0 % 7) * 1e-3 }
             for _ in 0..<200 {
-                var next = [Double](repeating: 0, count: z)
-                for i in 0..<z { for j in 0..<z { next[i] += gram[i * z + j] * u[j] } }
+                var next = [Double](repeating: 0, count: k)
+                for i in 0..<k { for j in 0..<k { next[i] += cov[i * k + j] * v[j] } }
                 let norm = next.reduce(0) { $0 + $1 * $1 }.squareRoot()
                 guard norm > 0 else { break }
-                u = next.map { $0 / norm }
+                v = next.map { $0 / norm }
             }
-            // Projection on the component = sigma * u; sigma^2 is u's Rayleigh quotient.
-            var lambda = 0.0
-            for i in 0..<z { for j in 0..<z { lambda += u[i] * gram[i * z + j] * u[j] } }
-            let sigma = max(lambda, 0).squareRoot()
+            let u = (0..<z).map { p in (0..<k).reduce(0.0) { $0 + x[p * k + $1] * v[$1] } }
             var meanMap = [Double](repeating: 0, count: z)
             for ch in 0..<k { for p in 0..<z { meanMap[p] += Double(act[b + ch * z + p]) } }
             let sign: Double = zip(u, meanMap).reduce(0) { $0 + $1.0 * $1.1 } < 0 ? -1 : 1
-            return AttributionMap(height: s[2], width: s[3], values: u.map { Float(sign * sigma * $0) })
+            return AttributionMap(height: s[2], width: s[3], values: u.map { Float(sign * $0) })
         }
     }
 
