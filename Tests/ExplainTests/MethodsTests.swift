@@ -146,3 +146,29 @@ final class MethodsTests: XCTestCase {
         XCTAssertThrowsError(try explainer.featureMap(named: "nosuch")) { XCTAssertTrue("\($0)".contains("no layer 'nosuch'")) }
     }
 }
+
+final class TopPatchesTests: XCTestCase {
+    /// A 1-channel 3x3 box filter: the unit's activation is the local sum, so the top images are
+    /// the ones with the brightest 3x3 spot, and each crop is the 3x3 receptive field around it.
+    func testTopPatchesFindTheBrightestSpotsAndCropTheirField() throws {
+        let g = Graph()
+        let x = try g.input("x", shape: [1, 1, 10, 10])
+        let w = try g.parameter("box.weight", shape: [1, 1, 3, 3], values: Array(repeating: 1, count: 9))
+        let layer = try g.apply(.conv2d(Conv2D(window: Window2D(kernel: 3, padding: 1))), [x, w], name: "box")
+        let pooled = try g.apply(.flatten, [try g.apply(.globalAvgPool, [layer], name: "gap")], name: "flat")
+        var rng = SeededGenerator(seed: 1)
+        g.markOutput(try g.linear(pooled, 2, name: "fc", rng: &rng))
+        let explainer = try Explainer(Executor(g, on: ReferenceBackend()))
+        var images = [Float](repeating: 0, count: 6 * 100)
+        let spots = [(0, 2, 3, Float(1)), (1, 7, 7, 5), (2, 4, 1, 3), (3, 5, 5, 0.5), (4, 1, 8, 4), (5, 8, 2, 2)]
+        for (i, y, xx, v) in spots { images[i * 100 + y * 10 + xx] = v }
+        let data = try InMemoryDataset(images: images, labels: Array(repeating: 0, count: 6), imageShape: [1, 10, 10], classes: 2)
+        let top = try explainer.topActivatingPatches(data, layer: layer, channel: 0, k: 3, maxBatch: 4)
+        XCTAssertEqual(top.map(\.index), [1, 4, 2])
+        XCTAssertEqual(top.map(\.activation), [5, 4, 3])
+        // The first maximum of the 3x3 sums around (7, 7) is at (6, 6); its field is rows and columns 5..<8.
+        XCTAssertEqual(top[0].box, Box(x0: 5, y0: 5, x1: 8, y1: 8))
+        XCTAssertEqual(top[0].pixels.count, 9)
+        XCTAssertEqual(top[0].pixels.max(), 5)
+    }
+}
