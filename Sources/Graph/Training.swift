@@ -220,7 +220,7 @@ public final class Trainer {
         try sum.map { try backend.add($0, totals) } ?? totals
     }
 
-    /// One optimizer step on a batch (any size up to the dataset's) at the current learning rate.
+    /// One optimizer step on a batch of any size at the current learning rate.
     /// Enqueues only: no host read.
     public func step(images: [Float], labels: [Int32]) throws {
         guard !labels.isEmpty else { throw GraphError("training: an empty batch") }
