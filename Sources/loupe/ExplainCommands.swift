@@ -68,7 +68,6 @@ struct Progress {
     }
 }
 
-func printError(_ s: String, newline: Bool) { FileHandle.standardError.write(Data((s + (newline ? "\n" : "")).utf8)) }
 
 /// Runs one method over images in batches and writes, per image and class, an overlay PNG, the
 /// raw map as `.npy` and a JSON sidecar with everything needed to reproduce it.

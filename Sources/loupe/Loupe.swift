@@ -22,7 +22,8 @@ struct DeviceOption: ParsableArguments {
     }
 }
 
-func printError(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
+/// Writes to standard error, ending the line unless told not to (a progress bar redrawing in place).
+func printError(_ s: String, newline: Bool = true) { FileHandle.standardError.write(Data((s + (newline ? "\n" : "")).utf8)) }
 
 struct Devices: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "List every OpenCL platform and device with its profile, and the reference backend.")
