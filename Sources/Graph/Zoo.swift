@@ -32,6 +32,9 @@ import CLBackend
 ///   about a minute on a CPU OpenCL device: conv1 16, conv2 32 (3x3, padding 1, ReLU), each followed
 ///   by a 2x2 max pool, flatten (32x7x7), fc to 10. Parameters: conv1 16*9+16 = 160, conv2
 ///   32*(16*9)+32 = 4,640, fc 10*1568+10 = 15,690; 20,490 in all.
+/// - **Clutter net**, the CAM-style classifier for 1x84x84 cluttered Fashion-MNIST canvases (items
+///   of 28 to 56 px among clutter): conv1 16, pool, conv2 32, pool, conv3 48, ceil-mode pool, conv4
+///   96 (the CAM layer, 11x11, ReLU output `relu4`), global average pool, fc to 10. 61,210 parameters.
 ///
 /// Node names: VGG `conv1_1 ... conv5_3`, `relu1_1 ...`, `pool1 ... pool5`, `fc6 fc7 fc8` (parameters
 /// `features.N.*`, `classifier.N.*`); AlexNet `conv1 ... conv5`, `pool1 pool2 pool5`, `fc6 fc7 fc8`.
@@ -50,10 +53,10 @@ import CLBackend
 /// through BatchNorm, a residual sum or a dense concatenation), Glorot for the others (the
 /// classifiers); biases 0; BatchNorm identity statistics.
 public enum ZooModel: String, CaseIterable, Sendable {
-    case lenet5, alexnet, zfnet, vgg16, vgg19, googlenet, resnet18, resnet50, densenet121, nin, gapnet, fashioncnn
+    case lenet5, alexnet, zfnet, vgg16, vgg19, googlenet, resnet18, resnet50, densenet121, nin, gapnet, fashioncnn, clutternet
 
     /// The models for 1-channel images with 10 classes (MNIST-like data).
-    private var isGrayscale: Bool { self == .lenet5 || self == .gapnet || self == .fashioncnn }
+    private var isGrayscale: Bool { self == .lenet5 || self == .gapnet || self == .fashioncnn || self == .clutternet }
 
     public var inputChannels: Int { isGrayscale ? 1 : 3 }
 
@@ -61,6 +64,7 @@ public enum ZooModel: String, CaseIterable, Sendable {
         switch self {
         case .lenet5: return 32
         case .gapnet, .fashioncnn: return 28
+        case .clutternet: return 84
         default: return 224
         }
     }
@@ -91,6 +95,7 @@ public enum ZooModel: String, CaseIterable, Sendable {
         case .nin: logits = try b.networkInNetwork(x, classes: classes)
         case .gapnet: logits = try b.gapNet(x, classes: classes)
         case .fashioncnn: logits = try b.fashionCNN(x, classes: classes)
+        case .clutternet: logits = try b.clutterNet(x, classes: classes)
         }
         b.graph.markOutput(logits)
         return b.graph
@@ -343,6 +348,21 @@ private struct ZooBuilder {
         h = try graph.maxPool(h, kernel: 2, stride: 2, name: "pool1")
         h = try convReLU(h, 64, kernel: 3, padding: 1, name: "conv3", reluName: "relu3")
         h = try convReLU(h, 128, kernel: 3, padding: 1, name: "conv4", reluName: "relu4")
+        return try linear(try flatten(try globalAvgPool(h, name: "gap")), classes, initialization: .glorot, name: "fc")
+    }
+
+    /// The CAM-style net for cluttered Fashion-MNIST canvases (84x84, items of 28 to 56 px): two
+    /// conv+pool stages, a third conv and a ceil-mode pool, then the CAM layer `relu4` at 11x11 (a
+    /// 38 px receptive field, 8 px per cell), global average pool and fc. 20.3M multiply-adds per
+    /// image (1.0M + 8.1M + 6.1M + 5.0M), about 2.9k per input pixel against `gapnet`'s 32.5k.
+    mutating func clutterNet(_ x: ValueID, classes: Int) throws -> ValueID {
+        var h = try convReLU(x, 16, kernel: 3, padding: 1, name: "conv1", reluName: "relu1")
+        h = try graph.maxPool(h, kernel: 2, stride: 2, name: "pool1")
+        h = try convReLU(h, 32, kernel: 3, padding: 1, name: "conv2", reluName: "relu2")
+        h = try graph.maxPool(h, kernel: 2, stride: 2, name: "pool2")
+        h = try convReLU(h, 48, kernel: 3, padding: 1, name: "conv3", reluName: "relu3")
+        h = try graph.maxPool(h, kernel: 2, stride: 2, ceilMode: true, name: "pool3")
+        h = try convReLU(h, 96, kernel: 3, padding: 1, name: "conv4", reluName: "relu4")
         return try linear(try flatten(try globalAvgPool(h, name: "gap")), classes, initialization: .glorot, name: "fc")
     }
 

@@ -121,9 +121,6 @@ func runExplanation(_ method: ExplanationMethod, _ o: ExplainOptions) throws {
                     let stem = ((file as NSString).lastPathComponent as NSString).deletingPathExtension
                     let base = (o.out as NSString).appendingPathComponent("\(stem).\(method.rawValue).class\(classes[i])")
                     let shown = try originals[i].resized(width: w, height: h)
-                    try writePNG(overlay(maps[i].values, width: maps[i].width, height: maps[i].height, on: shown, colormap: colormap, alpha: o.alpha),
-                                 to: base + ".png", overwrite: o.overwrite)
-                    try NPY.write(maps[i].values, shape: [maps[i].height, maps[i].width], to: base + ".npy", overwrite: o.overwrite)
                     let sidecar: [String: Any] = [
                         "image": file, "model": o.modelOptions.model, "model_hash": modelHash, "weights": o.modelOptions.weights ?? NSNull(),
                         "method": method.rawValue, "citation": method.citation, "class": classes[i], "probability": Double(probs[i][classes[i]]),
@@ -133,13 +130,20 @@ func runExplanation(_ method: ExplanationMethod, _ o: ExplainOptions) throws {
                     ]
                     let json = try JSONSerialization.data(withJSONObject: sidecar, options: [.prettyPrinted, .sortedKeys])
                     if !o.overwrite && FileManager.default.fileExists(atPath: base + ".json") { throw GraphError("\(base).json exists; not overwriting it (pass --overwrite)") }
+                    // The PNG carries the sidecar too (iTXt "loupe"), so a copied picture still says how it was made.
+                    let compact = try JSONSerialization.data(withJSONObject: sidecar, options: [.sortedKeys])
+                    try writePNG(overlay(maps[i].values, width: maps[i].width, height: maps[i].height, on: shown, colormap: colormap, alpha: o.alpha),
+                                 to: base + ".png", overwrite: o.overwrite,
+                                 text: [("Software", "Loupe"), ("Description", "\(method.rawValue) map of class \(classes[i]) for \(file)"),
+                                        ("loupe", String(decoding: compact, as: UTF8.self))])
+                    try NPY.write(maps[i].values, shape: [maps[i].height, maps[i].width], to: base + ".npy", overwrite: o.overwrite)
                     try json.write(to: URL(fileURLWithPath: base + ".json"))
                 }
             }
             done += chunk.count
             progress.update(done)
         }
-        print("wrote \(files.count * targets(o)) maps to \(o.out)/ (PNG overlay, .npy map, .json sidecar each)")
+        print("wrote \(files.count * targets(o)) maps to \(o.out)/ (PNG overlay with the parameters in its text, .npy map, .json sidecar each)")
     }
 }
 

@@ -8,7 +8,10 @@ struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a classifier with cross-entropy on the device, saving an ONNX checkpoint after each epoch.",
         discussion: """
-            Data: --data fashion-mnist (the Debian package dataset-fashion-mnist; its test split is the test set); --data DIR \
+            Data: --data fashion-mnist (the Debian package dataset-fashion-mnist; its test split is the test set); \
+            --data cluttered-fashion-mnist (the same items placed at random position and scale on a --canvas square among \
+            clutter, --train-count canvases from the training split and --test-count from the test split, as loupe evaluate \
+            draws them); --data DIR \
             reads DIR/train_x.npy, train_y.npy and, when present, test_x.npy, test_y.npy; or give the files with --images, \
             --labels, --test-images, --test-labels. Images are float32 [N, C, H, W] (or [N, H, W]); labels are float32 class \
             ids. Zoo models are built for the data's image size and class count.
@@ -16,7 +19,10 @@ struct Train: ParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var deviceOption: DeviceOption
-    @Option(help: "fashion-mnist, or a directory of train_x.npy, train_y.npy[, test_x.npy, test_y.npy].") var data: String?
+    @Option(help: "fashion-mnist, cluttered-fashion-mnist, or a directory of train_x.npy, train_y.npy[, test_x.npy, test_y.npy].") var data: String?
+    @Option(help: "Cluttered canvas side (with --data cluttered-fashion-mnist).") var canvas: Int = 84
+    @Option(help: "Cluttered training canvases (with --data cluttered-fashion-mnist).") var trainCount: Int = 60000
+    @Option(help: "Cluttered test canvases (with --data cluttered-fashion-mnist).") var testCount: Int = 10000
     @Option(help: "Training images (.npy).") var images: String?
     @Option(help: "Training labels (.npy, float32 class ids).") var labels: String?
     @Option(help: "Test images (.npy), evaluated after each epoch.") var testImages: String?
@@ -81,6 +87,15 @@ struct Train: ParsableCommand {
                 throw GraphError("give either --data or --images/--labels files, not both")
             }
             if data.lowercased() == "fashion-mnist" { return (try FashionMNIST(split: .train), try FashionMNIST(split: .test)) }
+            if data.lowercased() == "cluttered-fashion-mnist" {
+                guard trainCount > 0, testCount >= 0 else { throw GraphError("--train-count must be positive and --test-count not negative") }
+                let configuration = ClutteredFashionMNIST.Configuration(canvasSize: canvas)
+                // Seeds apart from loupe evaluate's default (0, on the test split) so the two never share a layout.
+                let train = try ClutteredFashionMNIST(source: try FashionMNIST(split: .train), count: trainCount, seed: 1_000_001, configuration: configuration)
+                let test = testCount == 0 ? nil
+                    : try ClutteredFashionMNIST(source: try FashionMNIST(split: .test), count: testCount, seed: 1_000_002, configuration: configuration)
+                return (train, test)
+            }
             let dir = URL(fileURLWithPath: data)
             paths = (dir.appendingPathComponent("train_x.npy").path, dir.appendingPathComponent("train_y.npy").path, nil, nil)
             let (x, y) = (dir.appendingPathComponent("test_x.npy").path, dir.appendingPathComponent("test_y.npy").path)
@@ -158,18 +173,26 @@ func writeAtomically(_ graph: Graph, to path: String) throws {
 }
 
 /// Training progress on standard error: a bar redrawn in place (carriage return) on a terminal;
-/// elsewhere (a log file, a pipe) only the line per epoch.
+/// elsewhere (a log file, a pipe, a batch job) a plain line at most once a minute, and the line per epoch.
 final class ProgressLine {
     private let interactive = isatty(2) == 1
     private var drawn = false
+    private var lastLogged = Date()
+    /// Seconds between plain lines when standard error is not a terminal.
+    static let logInterval: TimeInterval = 60
 
     func show(_ p: TrainingProgress) {
-        guard interactive else { return }
+        let stats = String(format: "%d/%d  loss %.4f  acc %.2f%%  %.0f img/s  lr %.3g", p.step, p.stepsPerEpoch, p.loss, 100 * p.accuracy,
+                           p.imagesPerSecond, p.learningRate)
+        guard interactive else {
+            guard Date().timeIntervalSince(lastLogged) >= Self.logInterval else { return }
+            lastLogged = Date()
+            printError(String(format: "epoch %d/%d: step ", p.epoch, p.epochs) + stats)
+            return
+        }
         let width = 24, filled = width * p.step / max(p.stepsPerEpoch, 1)
         let bar = String(repeating: "=", count: filled) + String(repeating: " ", count: width - filled)
-        let text = String(format: "\repoch %d/%d [%@] %d/%d  loss %.4f  acc %.2f%%  %.0f img/s  lr %.3g", p.epoch, p.epochs, bar, p.step,
-                          p.stepsPerEpoch, p.loss, 100 * p.accuracy, p.imagesPerSecond, p.learningRate)
-        printError(text + "\u{1B}[K", newline: false)
+        printError(String(format: "\repoch %d/%d [%@] ", p.epoch, p.epochs, bar) + stats + "\u{1B}[K", newline: false)
         drawn = true
     }
 

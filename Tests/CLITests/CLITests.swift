@@ -73,6 +73,10 @@ final class CLITests: XCTestCase {
                 let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: base + ".json"))) as? [String: Any]
                 XCTAssertEqual(json?["class"] as? Int, 3, method)
                 XCTAssertTrue(FileManager.default.fileExists(atPath: base + ".npy"), method)
+                // The PNG's own text carries the same record as the sidecar.
+                let text = try pngTextChunks(base + ".png")
+                let record = try text.first { $0.keyword == "loupe" }.map { try JSONSerialization.jsonObject(with: Data($0.value.utf8)) as? NSDictionary }
+                XCTAssertEqual(record ?? nil, json.map { NSDictionary(dictionary: $0) }, method)
             }
         }
         let report = try loupe(["report", "gapnet", "imgs", "--methods", "gradcam,saliency", "--out", "report.html"])

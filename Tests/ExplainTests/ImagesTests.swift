@@ -115,6 +115,41 @@ final class ImagesTests: XCTestCase {
         XCTAssertThrowsError(try readJPEG(path("missing.jpg"))) { XCTAssertTrue("\($0)".contains("missing.jpg"), "\($0)") }
     }
 
+    /// Text chunks sit after the header with valid CRCs: libpng (which checks them) still reads the
+    /// pixels, Python's zlib.crc32 agrees with every chunk's CRC, and the text reads back in order.
+    func testPNGTextChunksRoundTrip() throws {
+        let image = try Image(width: 5, height: 3, channels: 3, pixels: (0..<45).map { UInt8($0 * 5) })
+        let path = dir.appendingPathComponent("text.png").path
+        let text = [(keyword: "Software", value: "Loupe"), (keyword: "loupe", value: #"{"method":"cam","path":"café/ü.png"}"#)]
+        try writePNG(image, to: path, text: text)
+        XCTAssertEqual(try readPNG(path), image)
+        let back = try pngTextChunks(path)
+        XCTAssertEqual(back.map(\.keyword), ["Software", "loupe"])
+        XCTAssertEqual(back.map(\.value), text.map(\.value))
+        let script = """
+            import struct, sys, zlib
+            b = open(sys.argv[1], 'rb').read(); i = 8; types = []
+            while i < len(b):
+                n, t = struct.unpack('>I4s', b[i:i + 8]); crc, = struct.unpack('>I', b[i + 8 + n:i + 12 + n])
+                assert crc == zlib.crc32(b[i + 4:i + 8 + n]), t
+                types.append(t.decode()); i += 12 + n
+            print(','.join(types))
+            """
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", script, path]
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0)
+        let types = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertTrue(types.hasPrefix("IHDR,iTXt,iTXt,"), types)
+        XCTAssertTrue(types.hasSuffix("IEND"), types)
+        XCTAssertThrowsError(try writePNG(image, to: path + "2", text: [(keyword: "", value: "x")]))
+        XCTAssertThrowsError(try writePNG(image, to: path, text: text), "existing file kept")
+    }
+
     func testReadImageReadsPNGs() throws {
         let image = try randomImage(width: 5, height: 4, channels: 4)
         try writePNG(image, to: path("a.png"))
