@@ -34,21 +34,22 @@ build: deps
 	$(SWIFT) build -c release --product loupe
 
 # The main job, end to end: the devices, one convolution checked against the reference, then the
-# Fashion-MNIST GAP model (Models/gapnet.onnx, trained by `loupe train` when missing) explaining
-# cluttered test images with every method: PNG overlays, .npy maps and JSON sidecars in
+# cluttered Fashion-MNIST GAP model (Models/clutternet.onnx, trained by `loupe train` when missing)
+# explaining cluttered test images with every method: PNG overlays, .npy maps and JSON sidecars in
 # out/demo/maps, the HTML report out/demo/report.html, and the metrics table.
 DEMO := out/demo
-GAP_MODEL := Models/gapnet.onnx
+GAP_MODEL := Models/clutternet.onnx
 FASHION_CLASSES := T-shirt/top,Trouser,Pullover,Dress,Coat,Sandal,Shirt,Sneaker,Bag,Ankle boot
 METHODS := cam gradcam gradcampp layercam eigencam scorecam saliency guided deconv guidedgradcam smoothgrad ig occlusion
 demo: build
 	$(LOUPE) devices --build
 	$(LOUPE) check
-	@test -f $(GAP_MODEL) || $(LOUPE) train gapnet --data fashion-mnist --epochs 8 --batch 64 --lr 0.002 --optimizer adam --schedule cosine --seed 1 --out $(GAP_MODEL)
-	$(LOUPE) evaluate gapnet --weights $(GAP_MODEL) --canvas 84 --count 16 --faithfulness-count 4 --randomization-count 2 \
-	  --save-images $(DEMO)/images --save-count 8 --markdown $(DEMO)/metrics.md
-	for m in $(METHODS); do $(LOUPE) $$m gapnet --weights $(GAP_MODEL) --input-size 84 $(DEMO)/images --out $(DEMO)/maps --overwrite --samples 16 --steps 16 || exit 1; done
-	$(LOUPE) report gapnet --weights $(GAP_MODEL) --input-size 84 $(DEMO)/images --class-names "$(FASHION_CLASSES)" --out $(DEMO)/report.html --overwrite
+	@test -f $(GAP_MODEL) || $(LOUPE) train clutternet --data cluttered-fashion-mnist --epochs 3 --batch 64 --lr 0.002 --optimizer adam \
+	  --schedule cosine --seed 1 --test-count 2000 --out $(GAP_MODEL)
+	$(LOUPE) evaluate $(GAP_MODEL) --count 32 --faithfulness-count 8 --randomization-count 2 \
+	  --save-images $(DEMO)/images --save-count 8 --markdown $(DEMO)/metrics.md --overwrite
+	for m in $(METHODS); do $(LOUPE) $$m $(GAP_MODEL) $(DEMO)/images --out $(DEMO)/maps --overwrite --samples 16 --steps 16 || exit 1; done
+	$(LOUPE) report $(GAP_MODEL) $(DEMO)/images --class-names "$(FASHION_CLASSES)" --out $(DEMO)/report.html --overwrite
 	@echo "demo: maps in $(DEMO)/maps, report $(DEMO)/report.html, metrics $(DEMO)/metrics.md"
 
 # The whole suite (XCTest; no Swift Testing suites exist); the conformance table goes to docs/CONFORMANCE.md.

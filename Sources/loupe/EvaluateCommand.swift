@@ -20,6 +20,7 @@ struct Evaluate: ParsableCommand {
     @Option(help: "Also write the table as markdown to this file.") var markdown: String?
     @Option(help: "Also save the first cluttered test images as PNG files in this folder (e.g. to explain them).") var saveImages: String?
     @Option(help: "How many images --save-images writes.") var saveCount: Int = 8
+    @Flag(help: "Replace existing --markdown and --save-images files.") var overwrite = false
 
     func run() throws {
         try reportingErrors {
@@ -27,6 +28,9 @@ struct Evaluate: ParsableCommand {
             let graph = try ModelSource.load(modelOptions.model, batch: 1, inputSize: isZoo ? (modelOptions.inputSize ?? canvas) : nil,
                                              weights: modelOptions.weights, seed: modelOptions.initSeed)
             let explainer = try Explainer(Executor(graph, on: deviceOption.backend()))
+            if let markdown, !overwrite, FileManager.default.fileExists(atPath: markdown) {
+                throw GraphError("\(markdown) exists; not overwriting it (pass --overwrite)")
+            }
             let test = try FashionMNIST(split: .test)
             let data = try ClutteredFashionMNIST(source: test, count: count, seed: seed,
                                                  configuration: .init(canvasSize: explainer.imageShape[1]))
@@ -38,7 +42,7 @@ struct Evaluate: ParsableCommand {
                 for i in 0..<k {
                     let bytes = pixels[(i * side * side)..<((i + 1) * side * side)].map { UInt8(max(0, min(255, ($0 * 255).rounded()))) }
                     let name = "cluttered\(i)-\(test.classNames[Int(labels[i])].replacingOccurrences(of: "/", with: "-").replacingOccurrences(of: " ", with: "-")).png"
-                    try writePNG(Image(width: side, height: side, channels: 1, pixels: bytes), to: (dir as NSString).appendingPathComponent(name), overwrite: true)
+                    try writePNG(Image(width: side, height: side, channels: 1, pixels: bytes), to: (dir as NSString).appendingPathComponent(name), overwrite: overwrite)
                 }
                 printError("loupe: saved \(k) cluttered test images to \(dir)/")
             }
