@@ -44,6 +44,27 @@ final class CLITests: XCTestCase {
         try Data(bytes).write(to: dir.appendingPathComponent(name))
     }
 
+    /// `loupe evaluate` on the shipped cluttered-canvas model prints the method x metric table with
+    /// both baselines, saves the canvases it scored, and refuses to replace its outputs unasked.
+    func testEvaluatePrintsTheTableWithBaselines() throws {
+        let model = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Models/clutternet.onnx").path
+        let args = ["evaluate", model, "--methods", "cam,saliency", "--count", "4", "--faithfulness-count", "1", "--randomization-count", "1",
+                    "--markdown", "m.md", "--save-images", "canvases", "--save-count", "2"]
+        let r = try loupe(args)
+        XCTAssertEqual(r.code, 0, r.err)
+        for row in ["cam", "saliency", "baseline: centred Gaussian", "baseline: random"] { XCTAssertTrue(r.out.contains(row), "\(row) in \(r.out)") }
+        let table = try String(contentsOf: dir.appendingPathComponent("m.md"), encoding: .utf8)
+        XCTAssertEqual(table.split(separator: "\n").filter { $0.hasPrefix("| ") }.count, 5, table)  // header + 2 methods + 2 baselines
+        let saved = try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("canvases").path)
+        XCTAssertEqual(saved.count, 2)
+        XCTAssertEqual(try readPNG(dir.appendingPathComponent("canvases/\(saved[0])").path).width, 84)
+        let again = try loupe(args)
+        XCTAssertEqual(again.code, 2)
+        XCTAssertTrue(again.err.contains("m.md exists"), again.err)
+        XCTAssertEqual(try loupe(args + ["--overwrite"]).code, 0)
+    }
+
     func testRunAndGradWriteTheirOutputs() throws {
         try writeNPY("x.npy", shape: [2, 1, 28, 28], values: (0..<1568).map { _ in Float.random(in: 0...1) })
         let run = try loupe(["run", "gapnet", "--input", "x.npy", "--output", "relu4=cam.npy", "--output", "logits.npy", "--device", "reference"])
