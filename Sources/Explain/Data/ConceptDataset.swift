@@ -57,8 +57,8 @@ public enum ConceptDataset {
             let scene = try compose(size: size, garments: garments, rng: &rng)
             let stem = String(format: "concepts/%06d", n)
             try writePNG(scene.image, to: "\(directory)/images/\(stem).png", overwrite: true)
-            try writePNG(try maskImage(scene.color, size: size), to: "\(directory)/images/\(stem)_color.png", overwrite: true)
-            try writePNG(try maskImage(scene.object, size: size), to: "\(directory)/images/\(stem)_object.png", overwrite: true)
+            try writePNG(try maskImage(scene.color, width: size, height: size), to: "\(directory)/images/\(stem)_color.png", overwrite: true)
+            try writePNG(try maskImage(scene.object, width: size, height: size), to: "\(directory)/images/\(stem)_object.png", overwrite: true)
             for label in Set(scene.color + scene.object) where label > 0 { frequency[Int(label)] += 1 }
             for label in scene.color + scene.object where label > 0 { pixels[Int(label)] += 1 }
             if let t = scene.texture { frequency[Int(t)] += 1; pixels[Int(t)] += size * size }
@@ -167,12 +167,12 @@ public enum ConceptDataset {
     }
 
     /// Labels as an RGB mask PNG: R = label % 256, G = label / 256.
-    static func maskImage(_ labels: [Int32], size: Int) throws -> Image {
+    static func maskImage(_ labels: [Int32], width: Int, height: Int) throws -> Image {
         var pixels = [UInt8](repeating: 0, count: labels.count * 3)
         for (p, label) in labels.enumerated() {
             pixels[p * 3] = UInt8(label % 256)
             pixels[p * 3 + 1] = UInt8(label / 256)
         }
-        return try Image(width: size, height: size, channels: 3, pixels: pixels)
+        return try Image(width: width, height: height, channels: 3, pixels: pixels)
     }
 }
