@@ -965,7 +965,7 @@ __kernel void dissect_radix_histogram(__global const float* act, __global const 
 // Intersection counts: work-group g handles unit g / chunks and bins [c * DISSECT_BINS, ...) of
 // chunk c = g % chunks. Each pixel (y, x) of the LH x LW label grid samples unit k's map bilinearly
 // (half-pixel centres, no contraction, so the host reference reproduces it bit for bit); where the
-// sample reaches thresholds[k], every pixel label and every image label of that image counts once.
+// sample exceeds thresholds[k], every pixel label and every image label of that image counts once.
 __kernel void dissect_concept_counts(__global const float* act, __global const float* thresholds,
                                      __global const int* pixel_labels, __global const int* image_labels,
                                      __global long* counts, const int N, const int K, const int H, const int W,
@@ -990,7 +990,7 @@ __kernel void dissect_concept_counts(__global const float* act, __global const f
             const float top = (1.0f - sx.lambda) * a[sy.i0 * W + sx.i0] + sx.lambda * a[sy.i0 * W + sx.i1];
             const float bottom = (1.0f - sx.lambda) * a[sy.i1 * W + sx.i0] + sx.lambda * a[sy.i1 * W + sx.i1];
             const float s = (1.0f - sy.lambda) * top + sy.lambda * bottom;
-            if (!(s >= t)) continue;
+            if (!(s > t)) continue;
             masked += 1;
             for (int p = 0; p < P; ++p) {
                 const int bin = labels[p * labelPlane + i] - first;

@@ -17,11 +17,14 @@ public protocol DissectionBackend: Backend {
     /// Intersection counts of thresholded, upsampled unit maps with concept labels. For unit `k`
     /// and image `n`, `S = bilinear upsample of activations[n, k]` to the labels' `H' x W'`
     /// (half-pixel centres, `BilinearResize(alignCorners: false)`, evaluated in float32 without
-    /// contraction, identically on both backends) and `M = S >= thresholds[k]`. Then for every
+    /// contraction, identically on both backends) and `M = S > thresholds[k]`. Then for every
     /// pixel of `M`, bin `pixelLabels[n, p, y, x]` gains one for each plane `p`, and for each
     /// `imageLabels[n, q]` (labels that hold at every pixel: scene and texture labels, and the
     /// pseudo-labels that mark which categories image `n` is annotated for) that bin gains one.
     /// Labels outside `1..<bins` are ignored. `counts` is `[K, bins]` int64 pairs, accumulated.
+    /// Strictly above the threshold, as NetDissect's tally compares: for continuous activations
+    /// the same as METHODS.md's `S >= T`, but a ReLU unit whose top 0.5% includes zeros (T = 0)
+    /// does not claim every pixel of every image.
     func accumulateConceptCounts(activations: Tensor, thresholds: Tensor, pixelLabels: Tensor, imageLabels: Tensor,
                                  bins: Int, counts: Tensor) throws
 }

@@ -196,14 +196,23 @@ struct MakeConcepts: ParsableCommand {
     @Option(help: "Random seed.") var seed: UInt64 = 0
     @Option(help: "Fashion-MNIST folder for the garments.") var fashionMnist: String = FashionMNIST.defaultDirectory
     @Flag(help: "Shapes only: no Fashion-MNIST garments.") var noGarments = false
+    @Flag(help: "Also write train_x.npy (gray, [N, 1, S, S] in [0, 1]) and train_y.npy (class: the shape 0-2, or 3 + the garment's class) for loupe train --data DIR.")
+    var npy = false
     @Flag(help: "Replace a dataset that exists.") var overwrite = false
 
     func run() throws {
         try reportingErrors {
             let garments = noGarments ? nil : try FashionMNIST(split: .train, directory: fashionMnist)
             let progress = Progress(total: count, label: "make-concepts")
-            try ConceptDataset.generate(into: directory, count: count, size: size, seed: seed, garments: garments, overwrite: overwrite) { done in
+            let classes = try ConceptDataset.generate(into: directory, count: count, size: size, seed: seed, garments: garments,
+                                                      overwrite: overwrite) { done in
                 if done == count || done % max(1, count / 20) == 0 { progress.update(done) }
+            }
+            if npy {
+                let data = try BrodenDataset(directory: directory)
+                let pixels = try (0..<count).flatMap { try data.image(at: $0).tensor(channels: 1).values }
+                try NPY.write(pixels, shape: [count, 1, size, size], to: directory + "/train_x.npy", overwrite: overwrite)
+                try NPY.write(classes.map(Float.init), shape: [count], to: directory + "/train_y.npy", overwrite: overwrite)
             }
             print("wrote \(count) images of \(size)x\(size) with colour, object and texture masks to \(directory)")
         }

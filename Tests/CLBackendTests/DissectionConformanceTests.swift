@@ -92,7 +92,7 @@ final class DissectionConformanceTests: XCTestCase {
         for image in 0..<n {
             for unit in 0..<k {
                 var masked: Int64 = 0
-                for p in 0..<(lh * lw) where up[(image * k + unit) * lh * lw + p] >= thresholds[unit] {
+                for p in 0..<(lh * lw) where up[(image * k + unit) * lh * lw + p] > thresholds[unit] {
                     masked += 1
                     if labels[image * lh * lw + p] > 0 { expected[unit * bins + Int(labels[image * lh * lw + p])] += 1 }
                 }

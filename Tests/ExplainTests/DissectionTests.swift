@@ -81,7 +81,7 @@ final class DissectionTests: XCTestCase {
                 var intersection = [Int64](repeating: 0, count: labels), masked = [Int64](repeating: 0, count: data.categories.count)
                 for (i, a) in annotations.enumerated() {
                     let base = (i * k + unit) * side * side
-                    let mask: [Bool] = (0..<(side * side)).map { p in up[base + p] >= threshold }
+                    let mask: [Bool] = (0..<(side * side)).map { p in up[base + p] > threshold }
                     let count = Int64(mask.filter { $0 }.count)
                     for c in a.categories { masked[c] += count }
                     for plane in a.planes { for (p, label) in plane.enumerated() where label > 0 && mask[p] { intersection[Int(label)] += 1 } }

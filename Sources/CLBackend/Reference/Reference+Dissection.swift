@@ -54,7 +54,7 @@ extension ReferenceBackend: DissectionBackend {
                         let top = (1 - sx.lambda) * a[base + sy.i0 * s.w + sx.i0] + sx.lambda * a[base + sy.i0 * s.w + sx.i1]
                         let bottom = (1 - sx.lambda) * a[base + sy.i1 * s.w + sx.i0] + sx.lambda * a[base + sy.i1 * s.w + sx.i1]
                         let sample: Float = (1 - sy.lambda) * top + sy.lambda * bottom
-                        guard sample >= t[k] else { continue }
+                        guard sample > t[k] else { continue }
                         masked += 1
                         for p in 0..<s.planes {
                             let label = Int(labels[(n * s.planes + p) * labelPlane + y * s.lw + x])

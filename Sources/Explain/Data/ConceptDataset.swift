@@ -4,8 +4,9 @@ import Graph
 /// A generator of concept-annotated images in the Broden format (`BrodenDataset`), for
 /// dissecting models where Broden itself is not at hand. Each `size x size` image has:
 ///
-/// - two colour regions (the background split at a random row or column), each one of the
-///   palette's colours — pixel labels in the `color` category;
+/// - two colour regions (the background split at a random row or column): a neutral gray one of
+///   60..80% of the image and one of a palette colour — pixel labels in the `color` category (the
+///   coloured regions stay small enough that a unit's top 0.5% can reach IoU 0.04 with them);
 /// - with probability 2/3 a texture over the whole background (stripes, checks or dots, drawn by
 ///   darkening the pattern to 45%) — an image-level label in the `texture` category;
 /// - one object — pixel labels in the `object` category: a filled shape (circle, square, triangle)
@@ -18,7 +19,12 @@ public enum ConceptDataset {
     public static let colors: [(name: String, rgb: (UInt8, UInt8, UInt8))] = [
         ("red", (220, 30, 30)), ("green", (30, 170, 40)), ("blue", (30, 60, 220)), ("yellow", (235, 220, 40)),
         ("cyan", (40, 210, 220)), ("magenta", (210, 40, 200)), ("orange", (245, 140, 20)), ("purple", (110, 40, 160)),
+        ("gray", (128, 128, 128)),
     ]
+    /// The palette colours a region or shape can take (all but the neutral gray, the last).
+    static var vivid: Int { colors.count - 1 }
+    /// Class ids `generate` returns: the shape, then the garments (shapes.count + garment class).
+    public static var classCount: Int { shapes.count + FashionMNIST.names.count }
     public static let textures = ["stripes", "checks", "dots"]
     public static let shapes = ["circle", "square", "triangle"]
     public static let categories = ["color", "object", "texture"]
@@ -36,8 +42,11 @@ public enum ConceptDataset {
     /// Writes `count` images into `directory` (created; existing files are replaced only with
     /// `overwrite`). `garments` supplies Fashion-MNIST images (nil: shapes only). `progress` is
     /// called after each image with the number written.
+    /// Returns one class id per image (see `classCount`): what `make-concepts --npy` writes as
+    /// training labels, so a model learns to find and tell apart the object.
+    @discardableResult
     public static func generate(into directory: String, count: Int, size: Int, seed: UInt64, garments: FashionMNIST?,
-                                overwrite: Bool = false, progress: (Int) -> Void = { _ in }) throws {
+                                overwrite: Bool = false, progress: (Int) -> Void = { _ in }) throws -> [Int32] {
         guard count > 0 else { throw DataError("make-concepts: --count must be positive, got \(count)") }
         guard size >= 16 && size <= 1024 else { throw DataError("make-concepts: --size must be in 16...1024, got \(size)") }
         let fm = FileManager.default
@@ -53,8 +62,10 @@ public enum ConceptDataset {
         let names = labelNames
         var frequency = [Int](repeating: 0, count: names.count + 1), pixels = [Int](repeating: 0, count: names.count + 1)
         var index = "image,split,ih,iw,sh,sw,color,object,texture\n"
+        var classes: [Int32] = []
         for n in 0..<count {
             let scene = try compose(size: size, garments: garments, rng: &rng)
+            classes.append(scene.classID)
             let stem = String(format: "concepts/%06d", n)
             try writePNG(scene.image, to: "\(directory)/images/\(stem).png", overwrite: true)
             try writePNG(try maskImage(scene.color, width: size, height: size), to: "\(directory)/images/\(stem)_color.png", overwrite: true)
@@ -85,12 +96,14 @@ public enum ConceptDataset {
                 throw DataError("make-concepts: cannot write \(directory)/\(file): \(error.localizedDescription)")
             }
         }
+        return classes
     }
 
     struct Scene {
         var image: Image
         var color: [Int32], object: [Int32]
         var texture: Int32?
+        var classID: Int32
     }
 
     static func compose(size: Int, garments: FashionMNIST?, rng: inout SeededGenerator) throws -> Scene {
@@ -103,11 +116,11 @@ public enum ConceptDataset {
             rgb[p * 3 + 2] = UInt8(Float(v.2) * scale)
             color[p] = colorLabel(c)
         }
-        // Background: two regions of distinct colours, split at 30..70% along a random axis.
-        var palette = Array(colors.indices).shuffled(using: &rng)
-        let (first, second, third) = (palette.removeFirst(), palette.removeFirst(), palette.removeFirst())
+        // Background: neutral gray, and a region of a vivid colour beyond a split at 60..80% along a random axis.
+        var palette = Array(0..<vivid).shuffled(using: &rng)
+        let (first, second, third) = (vivid, palette.removeFirst(), palette.removeFirst())
         let vertical = Bool.random(using: &rng)
-        let split = Int.random(in: (size * 3 / 10)...(size * 7 / 10), using: &rng)
+        let split = Int.random(in: (size * 6 / 10)...(size * 8 / 10), using: &rng)
         let texture = Int.random(in: 0..<3, using: &rng) < 2 ? Int.random(in: 0..<textures.count, using: &rng) : nil
         let period = max(4, size / 8), phase = Int.random(in: 0..<period, using: &rng)
         for y in 0..<size {
@@ -125,11 +138,13 @@ public enum ConceptDataset {
             }
         }
         // One object: a garment (when given, half the time) or a filled shape in a third colour.
+        var classID = Int32(0)
         if let garments, Bool.random(using: &rng) {
             let item = Int.random(in: 0..<garments.count, using: &rng)
             let side = Int.random(in: (size / 2)...(size * 3 / 4), using: &rng)
             let (ox, oy) = (Int.random(in: 0...(size - side), using: &rng), Int.random(in: 0...(size - side), using: &rng))
             let label = garmentLabel(Int(garments.labels[item]))
+            classID = Int32(shapes.count) + garments.labels[item]
             let s = FashionMNIST.side
             for y in 0..<side {
                 for x in 0..<side {
@@ -144,6 +159,7 @@ public enum ConceptDataset {
             }
         } else {
             let shape = Int.random(in: 0..<shapes.count, using: &rng)
+            classID = Int32(shape)
             let side = Int.random(in: (size / 4)...(size / 2), using: &rng)
             let (ox, oy) = (Int.random(in: 0...(size - side), using: &rng), Int.random(in: 0...(size - side), using: &rng))
             for y in 0..<side {
@@ -163,7 +179,7 @@ public enum ConceptDataset {
             }
         }
         let image = try Image(width: size, height: size, channels: 3, pixels: rgb)
-        return Scene(image: image, color: color, object: object, texture: texture.map(textureLabel))
+        return Scene(image: image, color: color, object: object, texture: texture.map(textureLabel), classID: classID)
     }
 
     /// Labels as an RGB mask PNG: R = label % 256, G = label / 256.

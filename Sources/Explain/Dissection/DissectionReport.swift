@@ -3,7 +3,7 @@ import Foundation
 extension DissectionResults {
     /// One self-contained HTML page (images inline, as `htmlReport` does): the per-layer table and,
     /// for the `topUnits` detectors of highest IoU, each unit's top images masked as in Bau et al.:
-    /// the region where the upsampled map reaches the unit's threshold at full brightness, the rest
+    /// the region where the upsampled map exceeds the unit's threshold at full brightness, the rest
     /// darkened to 25%.
     public func html(dissector: Dissector, state: DissectionState, topUnits: Int) throws -> String {
         func esc(_ s: String) -> String {
@@ -30,7 +30,7 @@ extension DissectionResults {
                 let image = try dissector.dataset.image(at: i).converted(channels: 3)
                 let map = try dissector.upsampledMap(layer: layer, unit: u.unit, image: i, width: image.width, height: image.height)
                 var pixels = image.pixels
-                for p in 0..<(image.width * image.height) where !(map[p] >= u.threshold) {
+                for p in 0..<(image.width * image.height) where !(map[p] > u.threshold) {
                     for c in 0..<3 { pixels[p * 3 + c] /= 4 }
                 }
                 let masked = try Image(width: image.width, height: image.height, channels: 3, pixels: pixels)
