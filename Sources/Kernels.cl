@@ -919,3 +919,93 @@ __kernel void adam_step(__global float* param, __global const float* grad, __glo
     m2[i] = v;
     param[i] -= lr * (m / correction1) / (sqrt(v / correction2) + eps);
 }
+
+// ============================================================================================
+// ==== Network Dissection (issue 6): streaming quantiles and concept intersection counts ====
+// Layout: activations [N, K, H, W]; counts are int64 per (unit, bin), row-major [K, bins],
+// accumulated over calls. One work-group per unit (and per range of DISSECT_BINS bins); each of
+// its work-items keeps its own histogram row in local memory (no atomics), and the rows are
+// folded per bin in a fixed order. Dispatch: OpenCL+Dissection.swift.
+
+#ifndef DISSECT_BINS
+#define DISSECT_BINS 256   // bins per work-group row: one radix digit of 8 bits
+#endif
+
+// float32 -> uint32 preserving order (negative floats flip all bits, the others set the sign bit).
+inline uint dissect_key(const float x) {
+    const uint b = as_uint(x);
+    return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+}
+
+// One radix-select pass: bin (key >> shift) & 255 of the values whose key matches prefixes[k]
+// above bit shift + 8 (all values when shift is 24). Global K * G work-items, local G.
+__kernel void dissect_radix_histogram(__global const float* act, __global const int* prefixes, __global long* counts,
+                                      const int N, const int K, const int plane, const int shift, __local int* rows) {
+    const int k = get_group_id(0), lid = get_local_id(0), G = get_local_size(0);
+    __local int* row = rows + lid * DISSECT_BINS;
+    for (int b = 0; b < DISSECT_BINS; ++b) row[b] = 0;
+    const uint prefix = (uint)prefixes[k];
+    const int total = N * plane;
+    for (int i = lid; i < total; i += G) {
+        const int n = i / plane, p = i - n * plane;
+        const float x = act[(n * K + k) * plane + p];
+        if (isnan(x)) continue;
+        const uint key = dissect_key(x);
+        if (shift < 24 && (key >> (shift + 8)) != (prefix >> (shift + 8))) continue;
+        row[(key >> shift) & 255u] += 1;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int b = lid; b < DISSECT_BINS; b += G) {
+        long sum = 0;
+        for (int r = 0; r < G; ++r) sum += rows[r * DISSECT_BINS + b];
+        counts[k * DISSECT_BINS + b] += sum;
+    }
+}
+
+// Intersection counts: work-group g handles unit g / chunks and bins [c * DISSECT_BINS, ...) of
+// chunk c = g % chunks. Each pixel (y, x) of the LH x LW label grid samples unit k's map bilinearly
+// (half-pixel centres, no contraction, so the host reference reproduces it bit for bit); where the
+// sample exceeds thresholds[k], every pixel label and every image label of that image counts once.
+__kernel void dissect_concept_counts(__global const float* act, __global const float* thresholds,
+                                     __global const int* pixel_labels, __global const int* image_labels,
+                                     __global long* counts, const int N, const int K, const int H, const int W,
+                                     const int P, const int LH, const int LW, const int Q, const int bins,
+                                     const int chunks, __local int* rows) {
+#pragma OPENCL FP_CONTRACT OFF
+    const int g = get_group_id(0), lid = get_local_id(0), G = get_local_size(0);
+    const int k = g / chunks, first = (g - k * chunks) * DISSECT_BINS;
+    const int width = min(DISSECT_BINS, bins - first);
+    __local int* row = rows + lid * DISSECT_BINS;
+    for (int b = 0; b < DISSECT_BINS; ++b) row[b] = 0;
+    const float t = thresholds[k];
+    const int labelPlane = LH * LW;
+    for (int n = 0; n < N; ++n) {
+        __global const float* a = act + (n * K + k) * H * W;
+        __global const int* labels = pixel_labels + n * P * labelPlane;
+        int masked = 0;
+        for (int i = lid; i < labelPlane; i += G) {
+            const int y = i / LW, x = i - y * LW;
+            const BilinearSample sy = bilinear_sample(y, H, LH, 0);
+            const BilinearSample sx = bilinear_sample(x, W, LW, 0);
+            const float top = (1.0f - sx.lambda) * a[sy.i0 * W + sx.i0] + sx.lambda * a[sy.i0 * W + sx.i1];
+            const float bottom = (1.0f - sx.lambda) * a[sy.i1 * W + sx.i0] + sx.lambda * a[sy.i1 * W + sx.i1];
+            const float s = (1.0f - sy.lambda) * top + sy.lambda * bottom;
+            if (!(s > t)) continue;
+            masked += 1;
+            for (int p = 0; p < P; ++p) {
+                const int bin = labels[p * labelPlane + i] - first;
+                if (labels[p * labelPlane + i] >= 1 && bin >= 0 && bin < width) row[bin] += 1;
+            }
+        }
+        for (int q = 0; q < Q; ++q) {
+            const int bin = image_labels[n * Q + q] - first;
+            if (image_labels[n * Q + q] >= 1 && bin >= 0 && bin < width) row[bin] += masked;
+        }
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int b = lid; b < width; b += G) {
+        long sum = 0;
+        for (int r = 0; r < G; ++r) sum += rows[r * DISSECT_BINS + b];
+        counts[k * bins + first + b] += sum;
+    }
+}
