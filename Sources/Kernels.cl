@@ -1009,3 +1009,243 @@ __kernel void dissect_concept_counts(__global const float* act, __global const f
         counts[k * bins + first + b] += sum;
     }
 }
+
+// ============================================================================================
+// ==== Synthesis (activation maximization, inversion): on-device RNG, random roll and affine
+// ==== warp, Lucid's Fourier image parameterization, colour decorrelation with sigmoid ====
+//
+// Counter-based RNG: uniform k of image stream s at step t of run seed is a pure function of
+// (seed, t, s, k), computed the same way in Swift (`SynthesisRandom`), so transform parameters
+// are drawn on the device with no upload and no read. Draws: 0, 1 roll rows / columns; 2 scale;
+// 3 angle.
+inline uint synth_mix(uint x) {
+    x ^= x >> 16; x *= 0x7feb352dU; x ^= x >> 15; x *= 0x846ca68bU; x ^= x >> 16;
+    return x;
+}
+
+inline uint synth_bits(const uint seed, const uint step, const uint stream, const uint k) {
+    return synth_mix(seed ^ synth_mix(step ^ synth_mix(stream ^ synth_mix(k + 0x9e3779b9U))));
+}
+
+// Uniform in [0, 1) with 24 bits.
+inline float synth_uniform(const uint seed, const uint step, const uint stream, const uint k) {
+    return (float)(synth_bits(seed, step, stream, k) >> 8) * (1.0f / 16777216.0f);
+}
+
+// A uniform integer in [-m, m], exactly (integer arithmetic).
+inline int synth_shift(const uint seed, const uint step, const uint stream, const uint k, const int m) {
+    const ulong u = (ulong)(synth_bits(seed, step, stream, k) >> 8);
+    return (int)((u * (ulong)(2 * m + 1)) >> 24) - m;
+}
+
+// Random roll of each image n (stream first_stream + n) by (dy, dx) in [-max_shift, max_shift]^2:
+// out[y, x] = in[(y - dy) mod H, (x - dx) mod W]; `inverse` rolls by (-dy, -dx) (the backward).
+__kernel void synth_random_roll(__global const float* in, __global float* out, const int C, const int H, const int W,
+                                const int seed, const int step, const int first_stream, const int max_shift,
+                                const int inverse, const int n) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const int3 e = plane_position(i, H, W);
+    const uint stream = (uint)(first_stream + e.x / C);
+    int dy = synth_shift((uint)seed, (uint)step, stream, 0, max_shift);
+    int dx = synth_shift((uint)seed, (uint)step, stream, 1, max_shift);
+    if (inverse) { dy = -dy; dx = -dx; }
+    const int sy = ((e.y - dy) % H + H) % H, sx = ((e.z - dx) % W + W) % W;
+    out[i] = in[e.x * H * W + sy * W + sx];
+}
+
+// Random affine warp of each image about its centre (cy, cx) = ((H-1)/2, (W-1)/2): scale s in
+// [scale_lo, scale_hi], angle a in [-max_angle, max_angle] radians. Output (oy, ox) samples the
+// input bilinearly at  src = c + R(a) (o - c) / s, taps outside the image read 0.
+typedef struct { float cos_a, sin_a, inv_s, s; } SynthAffine;
+
+inline SynthAffine synth_affine(const uint seed, const uint step, const uint stream,
+                                const float scale_lo, const float scale_hi, const float max_angle) {
+    const float s = scale_lo + synth_uniform(seed, step, stream, 2) * (scale_hi - scale_lo);
+    const float a = (2.0f * synth_uniform(seed, step, stream, 3) - 1.0f) * max_angle;
+    SynthAffine t = { cos(a), sin(a), 1.0f / s, s };
+    return t;
+}
+
+inline float2 synth_affine_source(const SynthAffine t, const int oy, const int ox, const int H, const int W) {
+    const float cy = 0.5f * (float)(H - 1), cx = 0.5f * (float)(W - 1);
+    const float dy = (float)oy - cy, dx = (float)ox - cx;
+    return (float2)(cy + (t.cos_a * dy - t.sin_a * dx) * t.inv_s, cx + (t.sin_a * dy + t.cos_a * dx) * t.inv_s);
+}
+
+#define SYNTH_AFFINE_ARGS const int seed, const int step, const int first_stream, const float scale_lo, \
+                          const float scale_hi, const float max_angle
+
+__kernel void synth_random_affine_fwd(__global const float* in, __global float* out, const int C, const int H, const int W,
+                                      SYNTH_AFFINE_ARGS, const int n) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const int3 e = plane_position(i, H, W);
+    const SynthAffine t = synth_affine((uint)seed, (uint)step, (uint)(first_stream + e.x / C), scale_lo, scale_hi, max_angle);
+    const float2 src = synth_affine_source(t, e.y, e.z, H, W);
+    const int y0 = (int)floor(src.x), x0 = (int)floor(src.y);
+    const float fy = src.x - (float)y0, fx = src.y - (float)x0;
+    __global const float* x = in + e.x * H * W;
+    float v = 0.0f;
+    for (int dy = 0; dy < 2; ++dy) {
+        const int y = y0 + dy;
+        if (y < 0 || y >= H) continue;
+        const float wy = dy ? fy : 1.0f - fy;
+        for (int dx = 0; dx < 2; ++dx) {
+            const int xx = x0 + dx;
+            if (xx < 0 || xx >= W) continue;
+            v += wy * (dx ? fx : 1.0f - fx) * x[y * W + xx];
+        }
+    }
+    out[i] = v;
+}
+
+// Backward as a gather: input pixel p is a tap of the outputs whose source lies in the open square
+// (p - 1, p + 1)^2, which is inside the box of half-width s (|cos a| + |sin a|) + 1 around
+// c + s R(-a) (p - c); each candidate recomputes its source exactly as the forward does.
+__kernel void synth_random_affine_bwd(__global const float* dy, __global float* dx, const int C, const int H, const int W,
+                                      SYNTH_AFFINE_ARGS, const int n) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const int3 e = plane_position(i, H, W);
+    const int py = e.y, px = e.z;
+    const SynthAffine t = synth_affine((uint)seed, (uint)step, (uint)(first_stream + e.x / C), scale_lo, scale_hi, max_angle);
+    const float cy = 0.5f * (float)(H - 1), cx = 0.5f * (float)(W - 1);
+    const float qy = (float)py - cy, qx = (float)px - cx;
+    const float oyc = cy + t.s * (t.cos_a * qy + t.sin_a * qx), oxc = cx + t.s * (-t.sin_a * qy + t.cos_a * qx);
+    const float r = t.s * (fabs(t.cos_a) + fabs(t.sin_a)) + 1.0f;
+    const int y_lo = max(0, (int)floor(oyc - r)), y_hi = min(H - 1, (int)ceil(oyc + r));
+    const int x_lo = max(0, (int)floor(oxc - r)), x_hi = min(W - 1, (int)ceil(oxc + r));
+    __global const float* g = dy + e.x * H * W;
+    float sum = 0.0f;
+    for (int oy = y_lo; oy <= y_hi; ++oy) {
+        for (int ox = x_lo; ox <= x_hi; ++ox) {
+            const float2 src = synth_affine_source(t, oy, ox, H, W);
+            const int y0 = (int)floor(src.x), x0 = (int)floor(src.y);
+            const float fy = src.x - (float)y0, fx = src.y - (float)x0;
+            const float wy = y0 == py ? 1.0f - fy : (y0 + 1 == py ? fy : 0.0f);
+            const float wx = x0 == px ? 1.0f - fx : (x0 + 1 == px ? fx : 0.0f);
+            sum += wy * wx * g[oy * W + ox];
+        }
+    }
+    dx[i] = sum;
+}
+
+// Lucid's Fourier parameterization, an inverse real 2-D DFT as two separable DFT passes (each a
+// gather, O(H) or O(W) per element). The spectrum is [N, C, H, WF] complex, WF = W/2 + 1, stored
+// interleaved as [N, C, H, 2 WF] (re, im); it is first scaled by
+//   scale(ky, kx) = sqrt(H W) / 4 / max(f, 1 / max(H, W))^decay,  f = sqrt(fy^2 + fx^2),
+// with fy = ky / H (ky - H above H/2, numpy's fftfreq) and fx = kx / W (rfftfreq).
+// Pass H: T[h, kx] = sum_ky scale(ky, kx) S[ky, kx] e^{+2 pi i ky h / H}.
+// Pass W: x[h, w] = 1/(H W) sum_kx a_kx Re(T[h, kx] e^{+2 pi i kx w / W}), a = 1 at kx = 0 and
+// at kx = W/2 for even W, else 2 (numpy's irfft2, whose imaginary DC and Nyquist parts drop out).
+// Angles reduce k * n mod N in integers before cospi/sinpi.
+inline float synth_spectrum_scale(const int ky, const int kx, const int H, const int W, const float decay) {
+    const float fy = (float)(2 * ky < H ? ky : ky - H) / (float)H, fx = (float)kx / (float)W;
+    const float f = fmax(sqrt(fy * fy + fx * fx), 1.0f / (float)max(H, W));
+    return sqrt((float)(H * W)) * 0.25f / pow(f, decay);
+}
+
+inline float2 synth_twiddle(const int k, const int m, const int N) {
+    const float a = 2.0f * (float)((k * m) % N) / (float)N;
+    return (float2)(cospi(a), sinpi(a));
+}
+
+// One item per element (plane, h, kx) of T, as (re, im) at 2 kx, 2 kx + 1.
+__kernel void synth_fourier_h_fwd(__global const float* spectrum, __global float* t, const int H, const int W,
+                                  const float decay, const int n) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const int WF = W / 2 + 1;
+    const int3 e = plane_position(i, H, WF);
+    __global const float* s = spectrum + e.x * H * 2 * WF;
+    float re = 0.0f, im = 0.0f;
+    for (int ky = 0; ky < H; ++ky) {
+        const float sc = synth_spectrum_scale(ky, e.z, H, W, decay);
+        const float2 tw = synth_twiddle(ky, e.y, H);
+        const float sr = sc * s[(ky * WF + e.z) * 2], si = sc * s[(ky * WF + e.z) * 2 + 1];
+        re += sr * tw.x - si * tw.y;
+        im += sr * tw.y + si * tw.x;
+    }
+    t[i * 2] = re;
+    t[i * 2 + 1] = im;
+}
+
+// One item per output pixel (plane, h, w).
+__kernel void synth_fourier_w_fwd(__global const float* t, __global float* out, const int H, const int W, const int n) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const int WF = W / 2 + 1;
+    const int3 e = plane_position(i, H, W);
+    __global const float* row = t + (e.x * H + e.y) * 2 * WF;
+    float v = 0.0f;
+    for (int kx = 0; kx < WF; ++kx) {
+        const float a = (kx == 0 || 2 * kx == W) ? 1.0f : 2.0f;
+        const float2 tw = synth_twiddle(kx, e.z, W);
+        v += a * (row[2 * kx] * tw.x - row[2 * kx + 1] * tw.y);
+    }
+    out[i] = v / (float)(H * W);
+}
+
+// Adjoint of pass W: dT[h, kx] = a_kx / (H W) sum_w dx[h, w] (cos, -sin).
+__kernel void synth_fourier_w_bwd(__global const float* dx, __global float* dt, const int H, const int W, const int n) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const int WF = W / 2 + 1;
+    const int3 e = plane_position(i, H, WF);
+    __global const float* g = dx + (e.x * H + e.y) * W;
+    float re = 0.0f, im = 0.0f;
+    for (int w = 0; w < W; ++w) {
+        const float2 tw = synth_twiddle(e.z, w, W);
+        re += g[w] * tw.x;
+        im -= g[w] * tw.y;
+    }
+    const float a = ((e.z == 0 || 2 * e.z == W) ? 1.0f : 2.0f) / (float)(H * W);
+    dt[i * 2] = a * re;
+    dt[i * 2 + 1] = a * im;
+}
+
+// Adjoint of pass H: dS[ky, kx] = scale(ky, kx) sum_h dT[h, kx] e^{-2 pi i ky h / H}.
+__kernel void synth_fourier_h_bwd(__global const float* dt, __global float* ds, const int H, const int W,
+                                  const float decay, const int n) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const int WF = W / 2 + 1;
+    const int3 e = plane_position(i, H, WF);
+    __global const float* g = dt + e.x * H * 2 * WF;
+    float re = 0.0f, im = 0.0f;
+    for (int h = 0; h < H; ++h) {
+        const float2 tw = synth_twiddle(e.y, h, H);
+        const float gr = g[(h * WF + e.z) * 2], gi = g[(h * WF + e.z) * 2 + 1];
+        re += gr * tw.x + gi * tw.y;
+        im += gi * tw.x - gr * tw.y;
+    }
+    const float sc = synth_spectrum_scale(e.y, e.z, H, W, decay);
+    ds[i * 2] = sc * re;
+    ds[i * 2 + 1] = sc * im;
+}
+
+// Colour decorrelation and sigmoid per pixel: out[c] = sigmoid(sum_c' M[c, c'] z[c']), M [C, C].
+// Backward from the forward output y: dz[c'] = sum_c M[c, c'] dy[c] y[c] (1 - y[c]).
+__kernel void synth_color_sigmoid_fwd(__global const float* z, __global const float* m, __global float* out,
+                                      const int C, const int plane, const int n) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const int c = (i / plane) % C, base = i - c * plane;
+    float v = 0.0f;
+    for (int k = 0; k < C; ++k) v += m[c * C + k] * z[base + k * plane];
+    out[i] = 1.0f / (1.0f + exp(-v));
+}
+
+__kernel void synth_color_sigmoid_bwd(__global const float* y, __global const float* dy, __global const float* m,
+                                      __global float* dz, const int C, const int plane, const int n) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const int c = (i / plane) % C, base = i - c * plane;
+    float v = 0.0f;
+    for (int k = 0; k < C; ++k) {
+        const float yk = y[base + k * plane];
+        v += m[k * C + c] * dy[base + k * plane] * yk * (1.0f - yk);
+    }
+    dz[i] = v;
+}

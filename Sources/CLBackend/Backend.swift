@@ -95,4 +95,15 @@ public protocol Backend: AnyObject {
     // MARK: Optimizers (update in place)
     func sgdMomentumStep(_ op: SGDMomentum, parameter: Tensor, gradient: Tensor, velocity: Tensor) throws
     func adamStep(_ op: Adam, step: Int, parameter: Tensor, gradient: Tensor, firstMoment: Tensor, secondMoment: Tensor) throws
+
+    // MARK: Synthesis (SynthesisOps.swift): random transforms drawn from (seed, step), Fourier images
+    /// Rolls image n by `op.shift(draw, image: n)`, or by its negative when `inverse`.
+    func randomRollForward(_ op: RandomRoll, _ draw: RandomDraw, inverse: Bool, input: Tensor, output: Tensor) throws
+    func randomAffineForward(_ op: RandomAffine, _ draw: RandomDraw, input: Tensor, output: Tensor) throws
+    /// The adjoint of the warp, a gather over the outputs that tap each input pixel.
+    func randomAffineBackward(_ op: RandomAffine, _ draw: RandomDraw, outputGrad: Tensor, inputGrad: Tensor) throws
+    func fourierImageForward(_ op: FourierImage, spectrum: Tensor, output: Tensor) throws
+    func fourierImageBackward(_ op: FourierImage, outputGrad: Tensor, spectrumGrad: Tensor) throws
+    func colorSigmoidForward(matrix: Tensor, input: Tensor, output: Tensor) throws
+    func colorSigmoidBackward(matrix: Tensor, output: Tensor, outputGrad: Tensor, inputGrad: Tensor) throws
 }

@@ -37,7 +37,7 @@ public final class ReferenceBackend: Backend {
         return storage
     }
 
-    private func doubles(_ tensor: Tensor, _ op: String) throws -> [Double] {
+    func doubles(_ tensor: Tensor, _ op: String) throws -> [Double] {
         try host(tensor, op, as: .float32).floats.map(Double.init)
     }
 
@@ -45,7 +45,7 @@ public final class ReferenceBackend: Backend {
         try host(tensor, op, as: .int32).ints
     }
 
-    private func store(_ values: [Double], into tensor: Tensor, _ op: String) throws {
+    func store(_ values: [Double], into tensor: Tensor, _ op: String) throws {
         let storage = try host(tensor, op, as: .float32)
         try requireCount(tensor, values.count, op)
         storage.floats = values.map(Float.init)

@@ -1,0 +1,142 @@
+import CLBackend
+import Foundation
+import Graph
+import XCTest
+@testable import Explain
+
+/// Activation maximization and inversion on the trained Fashion-MNIST models (Models/), on the
+/// OpenCL device: class visualizations the model believes, inversions that reconstruct, batched
+/// runs equal to single runs, and a loop that reads the device only when it reports.
+final class SynthesisTests: XCTestCase {
+    private static let models = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../Models").standardized.path
+
+    private func device() throws -> OpenCLBackend {
+        guard let entry = try enumerateDevices().first else { throw XCTSkip("no OpenCL device on this machine") }
+        return try OpenCLBackend(device: entry)
+    }
+
+    private func model(_ name: String) throws -> Graph { try ONNX.importGraph(contentsOf: "\(Self.models)/\(name).onnx") }
+
+    /// The defaults `loupe maximize` uses on Fashion-MNIST, fewer steps.
+    static func classOptions(steps: Int) -> SynthesisOptions {
+        var o = SynthesisOptions()
+        o.steps = steps
+        o.reportEvery = 8
+        o.parameterization = .fourier(decay: 1)
+        o.optimizer = .adam(learningRate: 0.05)
+        o.jitter = 1
+        o.affine = RandomAffine(scale: 0.95...1.05, maxDegrees: 5)
+        return o
+    }
+
+    func testClassVisualizationsAreConfidentAndTheLogitRises() throws {
+        let be = try device()
+        let g = try model("fashioncnn")
+        let s = try Synthesizer(graph: g, backend: be)
+        let terms = (0..<10).map { [ObjectiveTerm(layer: "fc", .channelMean($0))] }
+        let result = try s.maximize(terms, options: Self.classOptions(steps: 64))
+        if let path = ProcessInfo.processInfo.environment["LOUPE_SAMPLE_AM"] {
+            let cells = try (0..<10).map { k in
+                (image: try Image(tensor: HostTensor(shape: [1, 28, 28], values: Array(result.images.values[(k * 784)..<((k + 1) * 784)]))),
+                 label: FashionMNIST.names[k])
+            }
+            try writePNG(grid(cells, columns: 5), to: path, overwrite: true)
+        }
+        // The model's own probabilities for the images, from an independent forward pass.
+        let exec = try Executor(g.withBatch(10), on: be)
+        let logits = try be.read(exec.forward([exec.graph.inputs[0]: be.tensor(result.images.values, shape: [10, 1, 28, 28])]).values[exec.graph.outputs[0]]!)
+        for k in 0..<10 {
+            let row = logits[(k * 10)..<((k + 1) * 10)], top = row.max()!
+            let p = exp(row[k * 10 + k] - top) / row.reduce(0) { $0 + exp($1 - top) }
+            XCTAssertGreaterThan(p, 0.9, "class \(FashionMNIST.names[k]): p = \(p)")
+        }
+        // Rising in expectation: the mean logit over the run's report steps rises overall, and on most intervals.
+        let h = result.history.map(\.objective)
+        XCTAssertGreaterThan(h.last!, h.first! + 5, "\(h)")
+        let rises = zip(h, h.dropFirst()).filter { $1 > $0 }.count
+        XCTAssertGreaterThanOrEqual(rises * 4, (h.count - 1) * 3, "the logit fell on more than a quarter of the intervals: \(h)")
+    }
+
+    func testInversionReconstructsConv1AndTheErrorGrowsWithDepth() throws {
+        let be = try device()
+        let s = try Synthesizer(graph: model("gapnet"), backend: be)
+        let data = try FashionMNIST(split: .test)
+        let image = try HostTensor(shape: [1, 1, 28, 28], values: data.pixels[0..<784].map { Float($0) / 255 })
+        var o = SynthesisOptions()
+        o.steps = 150
+        o.reportEvery = 150
+        o.parameterization = .pixels
+        o.optimizer = .adam(learningRate: 0.05)
+        o.jitter = 0
+        o.affine = nil
+        o.totalVariationWeight = 1e-4
+        var errors: [Float] = []
+        for layer in ["conv1", "pool1", "conv4"] {
+            let result = try s.invert(layer: layer, target: s.features(of: image, layer: layer), options: o)
+            errors.append(result.objectives[0])
+        }
+        XCTAssertLessThan(errors[0], 0.1, "conv1 normalized error \(errors)")
+        XCTAssertLessThan(errors[0], errors[1], "\(errors)")
+        XCTAssertLessThan(errors[1], errors[2], "\(errors)")
+    }
+
+    func testBatchedUnitsEqualSingleRunsWithTheSameSeeds() throws {
+        let be = try device()
+        let s = try Synthesizer(graph: model("gapnet"), backend: be)
+        var o = Self.classOptions(steps: 12)
+        o.seed = 9
+        o.totalVariationWeight = 1e-3
+        let terms = (0..<8).map { [ObjectiveTerm(layer: "conv3", .channelMean($0))] }
+        let batched = try s.maximize(terms, options: o)
+        for k in 0..<8 {
+            var single = o
+            single.firstStream = k
+            let one = try s.maximize([terms[k]], options: single)
+            let slice = Array(batched.images.values[(k * 784)..<((k + 1) * 784)])
+            // The conv kernels sum each output in an order independent of the batch size.
+            XCTAssertLessThan(zip(slice, one.images.values).map { abs($0 - $1) }.max()!, 1e-5, "unit \(k)")
+            XCTAssertEqual(batched.objectives[k], one.objectives[0], accuracy: 1e-3 * max(1, abs(one.objectives[0])))
+        }
+    }
+
+    /// The whole loop (Fourier image, roll, warp, forward, backward, TV, Adam) reads the device
+    /// once per layer at each report step and once for the final images, nothing else.
+    func testTheLoopReadsOnlyWhenItReports() throws {
+        let be = try device()
+        let s = try Synthesizer(graph: model("fashioncnn"), backend: be)
+        var o = Self.classOptions(steps: 40)
+        o.reportEvery = 10
+        o.totalVariationWeight = 1e-3
+        let before = be.hostReads
+        var reports = 0
+        let terms = [[ObjectiveTerm(layer: "fc", .channelMean(3)), ObjectiveTerm(layer: "conv2", .layerL2, weight: 0.1)]]
+        _ = try s.maximize(terms, options: o) { _ in
+            reports += 1
+            XCTAssertEqual(be.hostReads, before + 2 * reports, "reads at report \(reports)")
+        }
+        XCTAssertEqual(reports, 5, "steps 1, 10, 20, 30, 40")
+        XCTAssertEqual(be.hostReads, before + 2 * reports + 1)
+    }
+
+    func testBadObjectivesAreRefusedByName() throws {
+        let s = try Synthesizer(graph: model("fashioncnn"), backend: ReferenceBackend())
+        XCTAssertThrowsError(try s.check(ObjectiveTerm(layer: "conv9", .channelMean(0)))) { XCTAssertTrue("\($0)".contains("conv9"), "\($0)") }
+        XCTAssertThrowsError(try s.check(ObjectiveTerm(layer: "conv2", .channelMean(32)))) { XCTAssertTrue("\($0)".contains("32 channels"), "\($0)") }
+        XCTAssertThrowsError(try s.check(ObjectiveTerm(layer: "conv2", .unit(channel: 0, y: 14, x: 0)))) { XCTAssertTrue("\($0)".contains("outside"), "\($0)") }
+    }
+
+    func testPerturbationsKeepTheNorm() {
+        let f: [Float] = (0..<200).map { _ in Float.random(in: -1...2) }
+        let norm = { (v: [Float]) in v.reduce(0) { $0 + $1 * $1 }.squareRoot() }
+        let b = FeaturePerturbation.binarized.apply(f, images: 2, seed: 1), d = FeaturePerturbation.dropout.apply(f, images: 2, seed: 1)
+        for i in 0..<2 {
+            let r = (i * 100)..<((i + 1) * 100)
+            XCTAssertEqual(norm(Array(b[r])), norm(Array(f[r])), accuracy: 1e-3)
+            XCTAssertEqual(norm(Array(d[r])), norm(Array(f[r])), accuracy: 1e-3)
+            XCTAssertEqual(Set(b[r].map(abs)).count, 1, "binarized magnitudes are equal")
+            XCTAssertTrue(zip(b[r], f[r]).allSatisfy { ($0 > 0) == ($1 > 0) }, "binarization keeps the signs")
+            let zeros = d[r].filter { $0 == 0 }.count
+            XCTAssertTrue((25...75).contains(zeros), "dropout zeroed \(zeros) of 100")
+        }
+    }
+}
