@@ -33,9 +33,20 @@ extension OpenCLBackend {
         return best
     }
 
+    /// Runs `variant`; where a GEMM variant's scratch (padded input, packed weights, partial sums)
+    /// does not fit the memory budget, the direct kernels, which need none, run instead. Scratch is
+    /// allocated before any kernel writes the output, so the retry starts clean.
+    private func runFallingBack(_ variant: ConvVariant, _ run: (ConvVariant) throws -> Void) throws {
+        do {
+            try run(variant)
+        } catch is DeviceMemoryError where variant != .direct {
+            try run(.direct)
+        }
+    }
+
     public func conv2dForward(_ op: Conv2D, input: Tensor, weight: Tensor, bias: Tensor?, output: Tensor) throws {
         let run = { (v: ConvVariant) throws in try self.conv2dForward(op, variant: v, input: input, weight: weight, bias: bias, relu: false, output: output) }
-        try run(convTuner.variant(.forward, op, input: input.shape, weight: weight.shape) { v in try timedRuns { try run(v) } })
+        try runFallingBack(convTuner.variant(.forward, op, input: input.shape, weight: weight.shape) { v in try timedRuns { try run(v) } }, run)
     }
 
     /// The forward pass with `variant`; `relu` applies max(0, .) after the bias (GEMM variants fuse it).
@@ -53,7 +64,7 @@ extension OpenCLBackend {
 
     public func conv2dBackwardData(_ op: Conv2D, outputGrad: Tensor, weight: Tensor, inputGrad: Tensor) throws {
         let run = { (v: ConvVariant) throws in try self.conv2dBackwardData(op, variant: v, outputGrad: outputGrad, weight: weight, inputGrad: inputGrad) }
-        try run(convTuner.variant(.backwardData, op, input: inputGrad.shape, weight: weight.shape) { v in try timedRuns { try run(v) } })
+        try runFallingBack(convTuner.variant(.backwardData, op, input: inputGrad.shape, weight: weight.shape) { v in try timedRuns { try run(v) } }, run)
     }
 
     func conv2dBackwardData(_ op: Conv2D, variant: ConvVariant, outputGrad: Tensor, weight: Tensor, inputGrad: Tensor) throws {
@@ -70,7 +81,7 @@ extension OpenCLBackend {
 
     public func conv2dBackwardFilter(_ op: Conv2D, input: Tensor, outputGrad: Tensor, weightGrad: Tensor) throws {
         let run = { (v: ConvVariant) throws in try self.conv2dBackwardFilter(op, variant: v, input: input, outputGrad: outputGrad, weightGrad: weightGrad) }
-        try run(convTuner.variant(.backwardFilter, op, input: input.shape, weight: weightGrad.shape) { v in try timedRuns { try run(v) } })
+        try runFallingBack(convTuner.variant(.backwardFilter, op, input: input.shape, weight: weightGrad.shape) { v in try timedRuns { try run(v) } }, run)
     }
 
     func conv2dBackwardFilter(_ op: Conv2D, variant: ConvVariant, input: Tensor, outputGrad: Tensor, weightGrad: Tensor) throws {

@@ -187,13 +187,15 @@ extension OpenCLBackend {
         let variant = try convTuner.variant(.forward, op, input: input.shape, weight: weight.shape) { v in
             try timedRuns { try conv2dForward(op, variant: v, input: input, weight: weight, bias: bias, relu: v != .direct, output: y) }
         }
-        if variant == .direct {
-            let z = try makeTensor(shape, dtype: .float32)
-            try conv2dForward(op, variant: .direct, input: input, weight: weight, bias: bias, relu: false, output: z)
-            try activationForward(.relu, input: z, output: y)
-        } else {
-            try conv2dForward(op, variant: variant, input: input, weight: weight, bias: bias, relu: true, output: y)
+        if variant != .direct {
+            do {
+                try conv2dForward(op, variant: variant, input: input, weight: weight, bias: bias, relu: true, output: y)
+                return y
+            } catch is DeviceMemoryError {}   // no room for the GEMM's scratch: the direct kernels need none
         }
+        let z = try makeTensor(shape, dtype: .float32)
+        try conv2dForward(op, variant: .direct, input: input, weight: weight, bias: bias, relu: false, output: z)
+        try activationForward(.relu, input: z, output: y)
         return y
     }
 }
