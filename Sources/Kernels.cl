@@ -255,6 +255,173 @@ __kernel void conv2d_bwd_filter(__global const float* x, __global const float* d
     }
 }
 
+// ============================================================================================
+// Fast convolutions (issue 7): implicit GEMM on a padded flat grid, register-blocked.
+//
+// Stride-1 convolutions only (any kernel, dilation, padding, groups); others use the kernels above.
+// The input is first copied into a zero-padded buffer `xp` [N, C, plane] whose rows have the
+// padded width Wp = W + PL + PR. Output pixel (oh, ow) is computed at the flat position
+// q = oh * Wp + ow, and tap (ky, kx) reads xp at q + ky*DH*Wp + kx*DW, so for every tap a run of
+// 16 neighbouring q is one contiguous (unaligned) float16 load, with no bounds checks in the inner
+// loop: columns ow >= OW are computed on the pad and never stored (waste (Wp - OW) / Wp).
+// `plane` leaves room past the last row so the last tile's loads stay inside the buffer.
+//
+//   conv_gemm_<M>x<NV>: a work-item owns M output channels x NV float16 vectors of q (16*NV
+//   pixels): M*NV accumulators in registers (24 of AVX-512's 32 for 8x3), and per tap loads NV
+//   input vectors and M weights, which `conv_gemm_pack` lays out contiguously:
+//   wp[((g * RB + rb) * Red * K + r * K + k) * M + m] for output row rb*M + m, reduction channel r.
+//   Backward-data is the same kernel on the padded output gradient with the weights transposed
+//   (channel roles swapped) and rotated by 180 degrees (flip = 1): a transposed implicit GEMM.
+//   The epilogue adds the bias and, with relu = 1, applies max(0, .) (fused conv + bias + ReLU).
+//
+//   conv_gemm_filter_<MO>x<TK>: backward-filter as split-K GEMM. dy is laid on the same Wp grid
+//   (zeros in the pad columns), so dw[o, c, k] = sum_{n, q} dyp[n, o, q] * xp[n, c, q + off(k)].
+//   A work-item owns MO output channels x TK consecutive taps of one input channel and one slice s
+//   of the (n, q-vector) range; slices write partial sums, reduced in fixed order by
+//   conv_gemm_filter_reduce (no atomics, deterministic).
+
+// xp[(n * C + c) * plane + r * Wp + s] = x[n, c, r - PT, s - PL], 0 outside x and past Hp rows.
+// global = (plane, N * C).
+__kernel void conv_gemm_pad(__global const float* x, __global float* xp, const int NC, const int H, const int W,
+                            const int Wp, const int PT, const int PL, const int plane) {
+    const int i = get_global_id(0), nc = get_global_id(1);
+    if (i >= plane || nc >= NC) return;
+    const int r = i / Wp - PT, s = i % Wp - PL;
+    xp[(size_t)nc * plane + i] = (r >= 0 && r < H && s >= 0 && s < W) ? x[((size_t)nc * H + r) * W + s] : 0.0f;
+}
+
+// Packs weights [G*Og, Cg, K] for conv_gemm_<M>x<NV>. flip = 0: rows are output channels, the
+// reduction runs over input channels. flip = 1 (backward-data): rows are input channels, the
+// reduction runs over output channels, taps reversed. Rows past the group's last are zero.
+// global = (G * RB * Red * K * M).
+__kernel void conv_gemm_pack(__global const float* w, __global float* wp, const int Og, const int Cg, const int K,
+                             const int G, const int M, const int flip) {
+    const int Rows = flip ? Cg : Og, Red = flip ? Og : Cg;
+    const int RB = (Rows + M - 1) / M;
+    const int e = get_global_id(0);
+    if (e >= G * RB * Red * K * M) return;
+    const int m = e % M, k = (e / M) % K, r = (e / (M * K)) % Red, rb = (e / (M * K * Red)) % RB, g = e / (M * K * Red * RB);
+    const int row = rb * M + m;
+    float v = 0.0f;
+    if (row < Rows) v = flip ? w[((size_t)(g * Og + r) * Cg + row) * K + (K - 1 - k)] : w[((size_t)(g * Og + row) * Cg + r) * K + k];
+    wp[e] = v;
+}
+
+// y[n, g*Rows + row, oh, ow] = bias + sum_{r, k} wp[.., r, k, m] * xp[n, g*Red + r, q + off(k)].
+// global = (ceil(OH*Wp / (16*NV)), G * ceil(Rows / M), N).
+#define CONV_GEMM(M, NV)                                                                                         \
+__kernel void conv_gemm_##M##x##NV(__global const float* xp, __global const float* wp, __global const float* bias, \
+        const int has_bias, const int relu, __global float* y, const int Red, const int Cin, const int Rows,     \
+        const int Cout, const int G, const int KH, const int KW, const int DH, const int DW, const int Wp,        \
+        const int plane, const int OH, const int OW) {                                                            \
+    const int q0 = get_global_id(0) * (16 * NV);                                                                  \
+    const int RB = (Rows + M - 1) / M;                                                                            \
+    const int rb = get_global_id(1) % RB, g = get_global_id(1) / RB, n = get_global_id(2);                        \
+    if (q0 >= OH * Wp || g >= G) return;                                                                          \
+    float16 acc[M * NV];                                                                                          \
+    _Pragma("unroll") for (int i = 0; i < M * NV; ++i) acc[i] = (float16)(0.0f);                                  \
+    const __global float* xb = xp + ((size_t)n * Cin + g * Red) * plane + q0;                                     \
+    const __global float* wb = wp + (size_t)(g * RB + rb) * Red * KH * KW * M;                                    \
+    for (int r = 0; r < Red; ++r) {                                                                               \
+        for (int ky = 0; ky < KH; ++ky) {                                                                         \
+            const __global float* xr = xb + ky * DH * Wp;                                                         \
+            for (int kx = 0; kx < KW; ++kx) {                                                                     \
+                float16 v[NV];                                                                                    \
+                _Pragma("unroll") for (int j = 0; j < NV; ++j) v[j] = vload16(0, xr + kx * DW + 16 * j);          \
+                _Pragma("unroll") for (int m = 0; m < M; ++m) {                                                   \
+                    const float16 wv = (float16)(wb[m]);                                                          \
+                    _Pragma("unroll") for (int j = 0; j < NV; ++j) acc[m * NV + j] = mad(v[j], wv, acc[m * NV + j]); \
+                }                                                                                                 \
+                wb += M;                                                                                          \
+            }                                                                                                     \
+        }                                                                                                         \
+        xb += plane;                                                                                              \
+    }                                                                                                             \
+    /* Output offset of each lane within a plane, -1 for pad columns and rows past OH: one division per item. */ \
+    int dst[16 * NV];                                                                                             \
+    int oh = q0 / Wp, ow = q0 % Wp;                                                                               \
+    for (int i = 0; i < 16 * NV; ++i) {                                                                           \
+        dst[i] = (oh < OH && ow < OW) ? oh * OW + ow : -1;                                                        \
+        if (++ow == Wp) { ow = 0; ++oh; }                                                                         \
+    }                                                                                                             \
+    _Pragma("unroll") for (int m = 0; m < M; ++m) {                                                               \
+        const int row = rb * M + m;                                                                               \
+        if (row >= Rows) break;                                                                                   \
+        const float b = has_bias ? bias[g * Rows + row] : 0.0f;                                                   \
+        __global float* out = y + ((size_t)n * Cout + g * Rows + row) * OH * OW;                                  \
+        _Pragma("unroll") for (int j = 0; j < NV; ++j) {                                                          \
+            float t[16];                                                                                          \
+            vstore16(acc[m * NV + j] + (float16)(b), 0, t);                                                       \
+            for (int i = 0; i < 16; ++i) {                                                                        \
+                const int d = dst[16 * j + i];                                                                    \
+                if (d >= 0) out[d] = relu ? fmax(t[i], 0.0f) : t[i];                                              \
+            }                                                                                                     \
+        }                                                                                                         \
+    }                                                                                                             \
+}
+CONV_GEMM(8, 3)
+CONV_GEMM(12, 2)
+CONV_GEMM(6, 4)
+CONV_GEMM(4, 2)
+
+// Partial dw of slice s: part[((s * G + g) * Og + o) * Cg * K + c * K + k]. dyp [N, O, dplane] has
+// the Wp grid with zero pad columns. Slice s covers vector steps [s*per, min((s+1)*per, N*QV)) of
+// the combined (n, q-vector) range, QV = dplane / 16. global = (Cg * ceil(K / TK), G * ceil(Og / MO), S).
+#define CONV_GEMM_FILTER(MO, TK)                                                                                 \
+__kernel void conv_gemm_filter_##MO##x##TK(__global const float* xp, __global const float* dyp, __global float* part, \
+        const int N, const int C, const int O, const int G, const int KH, const int KW, const int DH, const int DW, \
+        const int Wp, const int plane, const int dplane, const int per) {                                         \
+    const int Og = O / G, Cg = C / G, K = KH * KW, KB = (K + TK - 1) / TK, OB = (Og + MO - 1) / MO;              \
+    const int c = get_global_id(0) / KB, k0 = (get_global_id(0) % KB) * TK;                                       \
+    const int ob = get_global_id(1) % OB, g = get_global_id(1) / OB, s = get_global_id(2);                        \
+    if (c >= Cg || g >= G) return;                                                                                \
+    const int QV = dplane / 16;                                                                                   \
+    int off[TK];                                                                                                  \
+    _Pragma("unroll") for (int t = 0; t < TK; ++t) {                                                              \
+        const int k = min(k0 + t, K - 1);                                                                         \
+        off[t] = (k / KW) * DH * Wp + (k % KW) * DW;                                                              \
+    }                                                                                                             \
+    int orow[MO];                                                                                                 \
+    _Pragma("unroll") for (int m = 0; m < MO; ++m) orow[m] = g * Og + min(ob * MO + m, Og - 1);                  \
+    float16 acc[MO * TK];                                                                                         \
+    _Pragma("unroll") for (int i = 0; i < MO * TK; ++i) acc[i] = (float16)(0.0f);                                \
+    const int end = min((s + 1) * per, N * QV);                                                                   \
+    for (int e = s * per; e < end; ++e) {                                                                         \
+        const int n = e / QV, q = (e % QV) * 16;                                                                  \
+        const __global float* xr = xp + ((size_t)n * C + g * Cg + c) * plane + q;                                 \
+        const __global float* dr = dyp + (size_t)n * O * dplane + q;                                              \
+        float16 xv[TK];                                                                                           \
+        _Pragma("unroll") for (int t = 0; t < TK; ++t) xv[t] = vload16(0, xr + off[t]);                           \
+        _Pragma("unroll") for (int m = 0; m < MO; ++m) {                                                          \
+            const float16 d = vload16(0, dr + (size_t)orow[m] * dplane);                                          \
+            _Pragma("unroll") for (int t = 0; t < TK; ++t) acc[m * TK + t] = mad(d, xv[t], acc[m * TK + t]);      \
+        }                                                                                                         \
+    }                                                                                                             \
+    _Pragma("unroll") for (int m = 0; m < MO; ++m) {                                                              \
+        const int o = ob * MO + m;                                                                                \
+        if (o >= Og) break;                                                                                       \
+        _Pragma("unroll") for (int t = 0; t < TK; ++t) {                                                          \
+            if (k0 + t >= K) break;                                                                               \
+            const float16 a = acc[m * TK + t];                                                                    \
+            const float8 h8 = a.lo + a.hi; const float4 h4 = h8.lo + h8.hi; const float2 h2 = h4.lo + h4.hi;      \
+            part[(((size_t)s * G + g) * Og + o) * Cg * K + c * K + k0 + t] = h2.x + h2.y;                         \
+        }                                                                                                         \
+    }                                                                                                             \
+}
+CONV_GEMM_FILTER(8, 3)
+CONV_GEMM_FILTER(4, 3)
+CONV_GEMM_FILTER(6, 4)
+
+// dw[i] = sum over s = 0..S-1, in order, of part[s * count + i].
+__kernel void conv_gemm_filter_reduce(__global const float* part, __global float* dw, const int count, const int S) {
+    const int i = get_global_id(0);
+    if (i >= count) return;
+    float sum = 0.0f;
+    for (int s = 0; s < S; ++s) sum += part[(size_t)s * count + i];
+    dw[i] = sum;
+}
+// ==== end of fast convolutions (issue 7) ====
+
 // ==== Non-convolution kernels ====
 
 // ============================================================================================

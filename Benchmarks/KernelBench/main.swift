@@ -1,7 +1,10 @@
 // Kernel benchmark: median time, GFLOP/s and fraction of the measured peak for the layers that
 // dominate VGG16 and ResNet-50, forward, backward-data and backward-weights.
 //
-//   swift run -c release KernelBench [--device opencl:N] [--repeats R] [--no-write]
+//   swift run -c release KernelBench [--device opencl:N] [--repeats R] [--no-write] [--tune]
+//
+// Convolutions run the variant the tuner picks: with --tune each conv row first times every
+// candidate variant (printed) and the row is the winner; without it, a stored winner or the heuristic.
 //
 // Prints a markdown table, writes it into Benchmarks/RESULTS.md (between the kernel-bench
 // markers) and the raw rows to Benchmarks/kernels.json.
@@ -12,6 +15,8 @@ struct Row: Codable {
     var layer: String
     var direction: String
     var shape: String
+    /// The convolution variant that ran ("" for other ops).
+    var variant: String
     var medianMilliseconds: Double
     /// The first call, which on some platforms (PoCL) includes compiling the kernel for its work-group size.
     var firstCallMilliseconds: Double
@@ -47,8 +52,9 @@ var arguments = Array(CommandLine.arguments.dropFirst())
 let deviceFlag = option("--device")
 let repeats = Int(option("--repeats") ?? "7") ?? 7
 let write = !arguments.contains("--no-write")
-arguments.removeAll { $0 == "--no-write" }
-if !arguments.isEmpty { fail("unknown arguments \(arguments); usage: KernelBench [--device opencl:N] [--repeats R] [--no-write]") }
+let tune = arguments.contains("--tune")
+arguments.removeAll { $0 == "--no-write" || $0 == "--tune" }
+if !arguments.isEmpty { fail("unknown arguments \(arguments); usage: KernelBench [--device opencl:N] [--repeats R] [--no-write] [--tune]") }
 
 let selection: DeviceSelection
 do { selection = try DeviceSelection.resolve(deviceFlag) } catch { fail("\(error)") }
@@ -70,6 +76,7 @@ let backend: OpenCLBackend
 let coldSeconds: Double
 do {
     backend = try OpenCLBackend(device: entry)
+    if tune { backend.convTuner.mode = .tune }
     let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-cold-\(ProcessInfo.processInfo.processIdentifier)")
     defer { try? FileManager.default.removeItem(at: tmp) }
     coldSeconds = try OpenCLBackend(device: entry, cache: ProgramCache(environment: [ProgramCache.locationVariable: tmp.path])).buildReport.seconds
@@ -102,12 +109,19 @@ print(String(format: "measured peak: %.1f GFLOP/s (fma_peak)", peak))
 }
 
 var rows: [Row] = []
-@MainActor func record(_ layer: String, _ direction: String, _ shape: String, flops: Double, bytes: Double, _ body: () throws -> Void) throws {
+@MainActor func record(_ layer: String, _ direction: String, _ shape: String, flops: Double, bytes: Double, conv: Bool = false,
+                       _ body: () throws -> Void) throws {
+    let tuned = backend.convTuner.tuningsRun
     let (first, t) = try timings(body)
-    let row = Row(layer: layer, direction: direction, shape: shape, medianMilliseconds: t * 1e3, firstCallMilliseconds: first * 1e3,
+    if conv && backend.convTuner.tuningsRun > tuned {
+        print("  tuned \(layer) \(direction): " + backend.convTuner.lastTimings.map { "\($0.variant) \(String(format: "%.2f", $0.seconds * 1e3)) ms" }.joined(separator: ", "))
+    }
+    let variant = conv ? backend.convTuner.lastChoice.map { "\($0)" } ?? "" : ""
+    let row = Row(layer: layer, direction: direction, shape: shape, variant: variant, medianMilliseconds: t * 1e3, firstCallMilliseconds: first * 1e3,
                   gflops: flops / t / 1e9, fractionOfPeak: flops / t / 1e9 / peak, gigabytesPerSecond: bytes / t / 1e9)
     rows.append(row)
     print(layer.padding(toLength: 28, withPad: " ", startingAt: 0) + direction.padding(toLength: 17, withPad: " ", startingAt: 0)
+          + variant.padding(toLength: 13, withPad: " ", startingAt: 0)
           + String(format: "%9.3f ms %8.2f GFLOP/s %6.1f%% of peak %7.2f GB/s  (first call %.1f ms)",
                    row.medianMilliseconds, row.gflops, row.fractionOfPeak * 100, row.gigabytesPerSecond, row.firstCallMilliseconds))
 }
@@ -120,9 +134,9 @@ var rows: [Row] = []
     let flops = 2.0 * Double(yShape.count) * Double(wShape[1] * w.kernelH * w.kernelW)
     let shape = "\(input) -> \(yShape)"
     let bytes = 4.0 * Double(input.count + yShape.count + wShape.count)
-    try record(layer, "forward", shape, flops: flops, bytes: bytes) { _ = try backend.conv2d(x, weight: weight, bias: bias, op) }
-    try record(layer, "backward-data", shape, flops: flops, bytes: bytes) { _ = try backend.conv2dBackwardData(dy, weight: weight, inputShape: input, op) }
-    try record(layer, "backward-weights", shape, flops: flops, bytes: bytes) { _ = try backend.conv2dBackwardFilter(x, outputGrad: dy, weightShape: wShape, op) }
+    try record(layer, "forward", shape, flops: flops, bytes: bytes, conv: true) { _ = try backend.conv2d(x, weight: weight, bias: bias, op) }
+    try record(layer, "backward-data", shape, flops: flops, bytes: bytes, conv: true) { _ = try backend.conv2dBackwardData(dy, weight: weight, inputShape: input, op) }
+    try record(layer, "backward-weights", shape, flops: flops, bytes: bytes, conv: true) { _ = try backend.conv2dBackwardFilter(x, outputGrad: dy, weightShape: wShape, op) }
 }
 
 @MainActor func benchConvTranspose(_ layer: String, input: Shape, outChannels: Int, _ op: ConvTranspose2D) throws {
@@ -164,6 +178,8 @@ do {
     try benchConv("VGG16 conv3_1", input: [1, 128, 56, 56], outChannels: 256, Conv2D(window: Window2D(kernel: 3, padding: 1)))
     try benchConv("VGG16 conv5_1", input: [1, 512, 14, 14], outChannels: 512, Conv2D(window: Window2D(kernel: 3, padding: 1)))
     try benchConv("ResNet-50 1x1 64->256", input: [1, 64, 56, 56], outChannels: 256, Conv2D(window: Window2D(kernel: 1)))
+    try benchConv("gapnet conv2, batch 64", input: [64, 32, 28, 28], outChannels: 32, Conv2D(window: Window2D(kernel: 3, padding: 1)))
+    try benchConv("gapnet conv4, batch 64", input: [64, 64, 14, 14], outChannels: 128, Conv2D(window: Window2D(kernel: 3, padding: 1)))
     try benchConv("3x3 stride 2 128->128", input: [1, 128, 56, 56], outChannels: 128, Conv2D(window: Window2D(kernel: 3, stride: 2, padding: 1)))
     try benchConv("3x3 dilation 2 256->256", input: [1, 256, 28, 28], outChannels: 256, Conv2D(window: Window2D(kernel: 3, padding: 2, dilation: 2)))
     try benchConvTranspose("transposed 4x4 s2 256->128", input: [1, 256, 14, 14], outChannels: 128,
@@ -182,9 +198,9 @@ md += "Median of \(repeats) runs after a first call, batch 1, float32. Program s
 md += "(\(report.warmStartWasCacheHit ? "Loupe kernel-cache hit" : "cache miss, compiled")), without Loupe's cache \(String(format: "%.3f", coldSeconds)) s. "
 md += "Pools count one flop per window element. \"first ms\" is the first call, which on PoCL includes compiling the kernel "
 md += "for its work-group size (PoCL caches that too, in ~/.cache/pocl).\n\n"
-md += "| layer | direction | shape | median ms | GFLOP/s | % of peak | GB/s | first ms |\n|---|---|---|---:|---:|---:|---:|---:|\n"
+md += "| layer | direction | shape | variant | median ms | GFLOP/s | % of peak | GB/s | first ms |\n|---|---|---|---|---:|---:|---:|---:|---:|\n"
 for r in rows {
-    md += "| \(r.layer) | \(r.direction) | \(r.shape) | \(String(format: "%.3f", r.medianMilliseconds)) | \(String(format: "%.2f", r.gflops)) | "
+    md += "| \(r.layer) | \(r.direction) | \(r.shape) | \(r.variant) | \(String(format: "%.3f", r.medianMilliseconds)) | \(String(format: "%.2f", r.gflops)) | "
     md += "\(String(format: "%.1f", r.fractionOfPeak * 100)) | \(String(format: "%.2f", r.gigabytesPerSecond)) | \(String(format: "%.1f", r.firstCallMilliseconds)) |\n"
 }
 md += "<!-- kernel-bench:end -->\n"

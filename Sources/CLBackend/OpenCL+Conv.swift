@@ -1,4 +1,8 @@
-// Convolution on the device: `conv2d_fwd`, `conv2d_bwd_data` and `conv2d_bwd_filter` in Kernels.cl.
+import Dispatch
+
+// Convolution on the device: `conv2d_fwd`, `conv2d_bwd_data` and `conv2d_bwd_filter` in Kernels.cl
+// (the direct variant, any geometry), or the implicit-GEMM variants of OpenCL+FastConv.swift, as
+// `convTuner` chooses.
 
 extension OpenCLBackend {
     /// The geometry arguments every conv kernel takes last (`G_PARAMS` in Kernels.cl).
@@ -15,7 +19,42 @@ extension OpenCLBackend {
 
     private func tiles(_ channels: Int) -> Int { (channels + convTiling.outputsPerItem - 1) / convTiling.outputsPerItem }
 
+    /// The fastest of three synchronized runs of `body` after a warm-up: the tuner's measurement.
+    func timedRuns(_ body: () throws -> Void) throws -> Double {
+        try synchronize()
+        var best = Double.infinity
+        for run in 0..<4 {
+            let start = DispatchTime.now().uptimeNanoseconds
+            try body()
+            try synchronize()
+            // Run 0 warms up (PoCL compiles a kernel for its work-group size on first use).
+            if run > 0 { best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9) }
+        }
+        return best
+    }
+
+    /// Runs `variant`; where a GEMM variant's scratch (padded input, packed weights, partial sums)
+    /// does not fit the memory budget, the direct kernels, which need none, run instead. Scratch is
+    /// allocated before any kernel writes the output, so the retry starts clean.
+    private func runFallingBack(_ variant: ConvVariant, _ run: (ConvVariant) throws -> Void) throws {
+        do {
+            try run(variant)
+        } catch is DeviceMemoryError where variant != .direct {
+            try run(.direct)
+        }
+    }
+
     public func conv2dForward(_ op: Conv2D, input: Tensor, weight: Tensor, bias: Tensor?, output: Tensor) throws {
+        let run = { (v: ConvVariant) throws in try self.conv2dForward(op, variant: v, input: input, weight: weight, bias: bias, relu: false, output: output) }
+        try runFallingBack(convTuner.variant(.forward, op, input: input.shape, weight: weight.shape) { v in try timedRuns { try run(v) } }, run)
+    }
+
+    /// The forward pass with `variant`; `relu` applies max(0, .) after the bias (GEMM variants fuse it).
+    func conv2dForward(_ op: Conv2D, variant: ConvVariant, input: Tensor, weight: Tensor, bias: Tensor?, relu: Bool, output: Tensor) throws {
+        if case .gemm(let m, let nv) = variant {
+            return try gemmForward(op, rows: m, vectors: nv, input: input, weight: weight, bias: bias, relu: relu, output: output)
+        }
+        precondition(!relu, "the direct forward kernel does not fuse ReLU")
         let (n, o, oh, ow) = (output.shape[0], output.shape[1], output.shape[2], output.shape[3])
         // Without a bias the kernel still needs a valid buffer argument; it never reads it.
         try launch("conv2d_fwd", global: [columns(ow), oh, n * op.groups * tiles(o / op.groups)], local: convLocal,
@@ -24,6 +63,14 @@ extension OpenCLBackend {
     }
 
     public func conv2dBackwardData(_ op: Conv2D, outputGrad: Tensor, weight: Tensor, inputGrad: Tensor) throws {
+        let run = { (v: ConvVariant) throws in try self.conv2dBackwardData(op, variant: v, outputGrad: outputGrad, weight: weight, inputGrad: inputGrad) }
+        try runFallingBack(convTuner.variant(.backwardData, op, input: inputGrad.shape, weight: weight.shape) { v in try timedRuns { try run(v) } }, run)
+    }
+
+    func conv2dBackwardData(_ op: Conv2D, variant: ConvVariant, outputGrad: Tensor, weight: Tensor, inputGrad: Tensor) throws {
+        if case .gemm(let m, let nv) = variant {
+            return try gemmBackwardData(op, rows: m, vectors: nv, outputGrad: outputGrad, weight: weight, inputGrad: inputGrad)
+        }
         let (n, c, h, w) = (inputGrad.shape[0], inputGrad.shape[1], inputGrad.shape[2], inputGrad.shape[3])
         // One column block per phase of the stride (see conv2d_bwd_data).
         let stride = op.window.strideW
@@ -33,6 +80,14 @@ extension OpenCLBackend {
     }
 
     public func conv2dBackwardFilter(_ op: Conv2D, input: Tensor, outputGrad: Tensor, weightGrad: Tensor) throws {
+        let run = { (v: ConvVariant) throws in try self.conv2dBackwardFilter(op, variant: v, input: input, outputGrad: outputGrad, weightGrad: weightGrad) }
+        try runFallingBack(convTuner.variant(.backwardFilter, op, input: input.shape, weight: weightGrad.shape) { v in try timedRuns { try run(v) } }, run)
+    }
+
+    func conv2dBackwardFilter(_ op: Conv2D, variant: ConvVariant, input: Tensor, outputGrad: Tensor, weightGrad: Tensor) throws {
+        if case .filter(let m, let t, let s) = variant {
+            return try gemmBackwardFilter(op, rows: m, taps: t, slices: s, input: input, outputGrad: outputGrad, weightGrad: weightGrad)
+        }
         let ws = weightGrad.shape
         try launch("conv2d_bwd_filter", global: [ws[1] * ws[2] * ws[3], op.groups * tiles(ws[0] / op.groups)],
                    local: [min(convTiling.groupWidth, profile.maxWorkGroupSize), 1],

@@ -28,6 +28,8 @@ public final class OpenCLBackend: Backend {
     public let deviceIndex: Int
     public let convTiling: ConvTiling
     public let buildReport: ProgramBuildReport
+    /// Picks the convolution variant per shape and direction (see `ConvTuner`).
+    public let convTuner: ConvTuner
     public var poisonsNewTensors = false
     /// How many times the host has read device memory (`read`/`readInts`): iterative methods are
     /// tested to read only when asked.
@@ -92,6 +94,7 @@ public final class OpenCLBackend: Backend {
             throw error
         }
         program = built!
+        convTuner = ConvTuner(cache: cache, deviceKey: key, wideVectors: !profile.hasDedicatedLocalMemory)
         buildReport = ProgramBuildReport(cacheHit: hit, seconds: Date().timeIntervalSince(start), cacheFile: cache.fileURL(forKey: key)?.path)
         if profile.preferredWorkGroupMultiple == 0 {
             profile.preferredWorkGroupMultiple = (try? CL.preferredMultiple(CL.createKernel(program, "fill_f32"), entry.device)) ?? 1

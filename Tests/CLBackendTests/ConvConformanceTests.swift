@@ -27,9 +27,25 @@ final class ConvConformanceTests: XCTestCase {
                  op: Conv2D(window: Window2D(kernel: (2, 3), stride: (1, 3), dilation: (1, 2), padding: (0, 2, 1, 1)))),
     ]
 
-    func runConvCases(tiling: ConvTiling?, label: String) throws {
+    /// Stride-1 shapes for the implicit-GEMM variants: rows not a multiple of any register block,
+    /// several pixel tiles per plane, asymmetric pads, groups, a pad beyond the kernel extent
+    /// (backward-data falls back to the direct kernel there), and a gapnet-like training shape.
+    static let gemmCases: [ConvCase] = [
+        ConvCase(name: "3x3 pad 1, batch 3", input: [3, 5, 11, 9], outChannels: 7, op: Conv2D(window: Window2D(kernel: 3, padding: 1))),
+        ConvCase(name: "3x2 asymmetric pad", input: [2, 4, 13, 30], outChannels: 13, op: Conv2D(window: Window2D(kernel: (3, 2), padding: (0, 1, 2, 0)))),
+        ConvCase(name: "3x3 dilation 2, pad 2", input: [1, 6, 12, 12], outChannels: 10, op: Conv2D(window: Window2D(kernel: 3, padding: 2, dilation: 2))),
+        ConvCase(name: "groups 3", input: [2, 6, 8, 7], outChannels: 9, op: Conv2D(window: Window2D(kernel: 3, padding: 1), groups: 3), bias: false),
+        ConvCase(name: "1x1", input: [2, 16, 7, 5], outChannels: 20, op: Conv2D(window: Window2D(kernel: 1))),
+        ConvCase(name: "1x1 pad 1", input: [1, 5, 6, 9], outChannels: 3, op: Conv2D(window: Window2D(kernel: 1, padding: 1))),
+        ConvCase(name: "5x5 no pad, wide", input: [1, 3, 9, 70], outChannels: 25, op: Conv2D(window: Window2D(kernel: 5))),
+        ConvCase(name: "gapnet-like 14x14", input: [4, 16, 14, 14], outChannels: 32, op: Conv2D(window: Window2D(kernel: 3, padding: 1))),
+    ]
+
+    func runConvCases(tiling: ConvTiling?, label: String, cases: [ConvCase] = convCases,
+                      variants: [ConvDirection: ConvVariant] = [.forward: .direct, .backwardData: .direct, .backwardFilter: .direct]) throws {
         let b = try Backends(tiling: tiling)
-        for k in Self.convCases {
+        b.opencl.convTuner.forced = variants
+        for k in cases {
             let wShape: Shape = [k.outChannels, k.input[1] / k.op.groups, k.op.window.kernelH, k.op.window.kernelW]
             let x = try b.random(k.input), w = try b.random(wShape), bias = try b.random([k.outChannels])
             let yShape = try k.op.outputShape(input: k.input, weight: wShape)
@@ -58,6 +74,59 @@ final class ConvConformanceTests: XCTestCase {
 
     func testConvolutionWithNarrowTiling() throws {
         try runConvCases(tiling: ConvTiling(outputsPerItem: 3, vectorWidth: 4, groupWidth: 2, groupHeight: 2, stagesWeightsInLocalMemory: false), label: " [3x4 tiles]")
+    }
+
+    /// Every implicit-GEMM variant (register blocks for forward and backward-data, blocks x split-K
+    /// slices for backward-filter) against the reference.
+    func testConvolutionGEMMVariants() throws {
+        let data = ConvVariant.gemmBlocks.map { ConvVariant.gemm(rows: $0.0, vectors: $0.1) }
+        let filters = ConvVariant.filterBlocks.flatMap { b in ConvVariant.filterSlices.map { ConvVariant.filter(rows: b.0, taps: b.1, slices: $0) } }
+        for (i, filter) in filters.enumerated() {
+            let gemm = data[i % data.count]
+            try runConvCases(tiling: nil, label: " [\(gemm), \(filter)]", cases: Self.gemmCases,
+                             variants: [.forward: gemm, .backwardData: gemm, .backwardFilter: filter])
+        }
+    }
+
+    /// Conv + bias + ReLU in one GEMM kernel equals ReLU of the reference convolution.
+    func testFusedConvolutionBiasReLU() throws {
+        let b = try Backends()
+        let op = Conv2D(window: Window2D(kernel: 3, padding: 1))
+        let input: Shape = [2, 6, 10, 13], wShape: Shape = [11, 6, 3, 3]
+        let x = try b.random(input), w = try b.random(wShape), bias = try b.random([11])
+        try b.compare(op: "conv2d+relu", direction: "forward", shape: "\(input) * \(wShape) [fused]") { be, cl in
+            if cl { return try b.opencl.conv2dBiasReLU(x.cl, weight: w.cl, bias: bias.cl, op) }
+            return try be.relu(be.conv2d(x.ref, weight: w.ref, bias: bias.ref, op))
+        }
+    }
+
+    /// A tuned second run, in a new backend on the same cache directory, compiles nothing and times
+    /// nothing, and picks the first run's winners.
+    func testTunedSecondRunCompilesAndTunesNothing() throws {
+        guard let entry = try enumerateDevices().first else { throw XCTSkip("no OpenCL device on this machine") }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-tune-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let cache = ProgramCache(environment: [ProgramCache.locationVariable: dir.path])
+        let op = Conv2D(window: Window2D(kernel: 3, padding: 1))
+        func run(_ be: OpenCLBackend) throws -> [Float] {
+            let x = try be.tensor(randomValues(2 * 8 * 12 * 12), shape: [2, 8, 12, 12])
+            let w = try be.tensor(randomValues(16 * 8 * 9), shape: [16, 8, 3, 3])
+            let y = try be.conv2d(x, weight: w, op)
+            _ = try be.conv2dBackwardData(y, weight: w, inputShape: x.shape, op)
+            return try be.read(be.conv2dBackwardFilter(x, outputGrad: y, weightShape: w.shape, op))
+        }
+        let first = try OpenCLBackend(device: entry, cache: cache)
+        first.convTuner.mode = .tune
+        _ = try run(first)
+        XCTAssertFalse(first.buildReport.cacheHit, "a fresh cache directory cannot hold the program")
+        XCTAssertEqual(first.convTuner.tuningsRun, 3, "one tuning per direction")
+        let second = try OpenCLBackend(device: entry, cache: cache)
+        second.convTuner.mode = .tune
+        _ = try run(second)
+        XCTAssertTrue(second.buildReport.cacheHit, "the second run must load the program from the cache")
+        XCTAssertEqual(second.convTuner.tuningsRun, 0, "the second run must reuse the stored winners")
+        XCTAssertEqual(second.convTuner.storedChoices, first.convTuner.storedChoices)
+        XCTAssertEqual(first.convTuner.storedChoices.count, 3)
     }
 
     func testTransposedConvolution() throws {

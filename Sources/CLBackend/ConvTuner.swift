@@ -1,0 +1,102 @@
+import Foundation
+
+/// Chooses the convolution variant per (device, shape, direction), and remembers the choice on disk.
+///
+/// `mode == .tune`: the first time a (shape, direction) is seen, every candidate variant is timed on
+/// the call's own tensors (one warm-up run, then the fastest of three synchronized runs) and the
+/// winner is stored next to the program cache (`<hash>.tuning.json` in `ProgramCache.directory`, keyed
+/// like the program: platform, device, driver, build options and kernel source). Later runs, in any
+/// process, read the winner and time nothing (`tuningsRun` counts the timings done). `mode ==
+/// .heuristic` (the default) never times: it uses a stored winner when there is one, else a fixed
+/// rule. Every variant computes the same sums (the conformance tests run each one), so the choice
+/// changes speed and rounding order only, never the contract.
+public final class ConvTuner {
+    public enum Mode: Sendable { case heuristic, tune }
+
+    public var mode: Mode = .heuristic
+    /// Forces one variant per direction where it applies (tests use this to run every variant).
+    public var forced: [ConvDirection: ConvVariant] = [:]
+    /// How many (shape, direction) pairs this tuner has timed.
+    public private(set) var tuningsRun = 0
+    /// The variant of the latest choice.
+    public private(set) var lastChoice: ConvVariant?
+    /// The candidates' times (seconds) of the latest tuning, fastest first (benchmarks print them).
+    public private(set) var lastTimings: [(variant: ConvVariant, seconds: Double)] = []
+    public let fileURL: URL?
+    private let deviceKey: String
+    private var choices: [String: String]
+    /// The heuristic's GEMM kernels use float16 vectors per work-item: right for CPU-like devices only.
+    private let wideVectors: Bool
+
+    init(cache: ProgramCache, deviceKey: String, wideVectors: Bool) {
+        self.deviceKey = deviceKey
+        self.wideVectors = wideVectors
+        fileURL = cache.directory?.appendingPathComponent(String(fnv1a64(Array(deviceKey.utf8)), radix: 16) + ".tuning.json")
+        choices = [:]
+        if let url = fileURL, let data = try? Data(contentsOf: url),
+           let file = try? JSONDecoder().decode(TuningFile.self, from: data), file.deviceKey == deviceKey {
+            choices = file.choices
+        }
+    }
+
+    private struct TuningFile: Codable {
+        var deviceKey: String
+        var choices: [String: String]
+    }
+
+    /// The stored winners, `direction|input|weight|geometry` to variant name.
+    public var storedChoices: [String: String] { choices }
+
+    static func key(_ direction: ConvDirection, _ op: Conv2D, input: Shape, weight: Shape) -> String {
+        let w = op.window
+        return "\(direction.rawValue)|\(input)|\(weight)|s\(w.strideH),\(w.strideW) p\(w.padTop),\(w.padLeft),\(w.padBottom),\(w.padRight) "
+            + "d\(w.dilationH),\(w.dilationW) g\(op.groups)"
+    }
+
+    /// The variant to run: forced, else stored, else timed (tune mode), else the heuristic.
+    func variant(_ direction: ConvDirection, _ op: Conv2D, input: Shape, weight: Shape,
+                 time: (ConvVariant) throws -> Double) throws -> ConvVariant {
+        let v = try choose(direction, op, input: input, weight: weight, time: time)
+        lastChoice = v
+        return v
+    }
+
+    private func choose(_ direction: ConvDirection, _ op: Conv2D, input: Shape, weight: Shape,
+                        time: (ConvVariant) throws -> Double) throws -> ConvVariant {
+        let candidates = ConvVariant.candidates(direction, op)
+        if let f = forced[direction], candidates.contains(f) { return f }
+        let key = Self.key(direction, op, input: input, weight: weight)
+        if let name = choices[key], let v = ConvVariant(name), candidates.contains(v) { return v }
+        guard mode == .tune, candidates.count > 1 else {
+            return wideVectors ? Self.heuristic(direction, op, input: input, weight: weight, candidates) : .direct
+        }
+        lastTimings = try candidates.map { ($0, try time($0)) }.sorted { $0.seconds < $1.seconds }
+        let best = lastTimings[0]
+        tuningsRun += 1
+        choices[key] = best.variant.description
+        save()
+        return best.variant
+    }
+
+    /// Untuned choice on CPU-like devices: the 8x3 GEMM block where it applies; for backward-filter enough slices to give
+    /// about 256 work-items.
+    static func heuristic(_ direction: ConvDirection, _ op: Conv2D, input: Shape, weight: Shape, _ candidates: [ConvVariant]) -> ConvVariant {
+        guard candidates.count > 1 else { return .direct }
+        switch direction {
+        case .forward, .backwardData: return .gemm(rows: 8, vectors: 3)
+        case .backwardFilter:
+            let items = weight[1] * ((weight[2] * weight[3] + 2) / 3) * op.groups * ((weight[0] / op.groups + 7) / 8)
+            let want = (256 + items - 1) / items
+            return .filter(rows: 8, taps: 3, slices: ConvVariant.filterSlices.first { $0 >= want } ?? ConvVariant.filterSlices.last!)
+        }
+    }
+
+    private func save() {
+        guard let url = fileURL, let data = try? JSONEncoder().encode(TuningFile(deviceKey: deviceKey, choices: choices)) else { return }
+        try? FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        // Write then rename, so a concurrent reader never sees half a file.
+        let tmp = url.appendingPathExtension("tmp\(ProcessInfo.processInfo.processIdentifier)")
+        guard (try? data.write(to: tmp)) != nil else { return }
+        if rename(tmp.path, url.path) != 0 { try? FileManager.default.removeItem(at: tmp) }
+    }
+}

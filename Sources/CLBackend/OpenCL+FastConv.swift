@@ -1,0 +1,201 @@
+// Fast convolutions (issue 7): the implicit-GEMM kernels `conv_gemm_*` of Kernels.cl behind the
+// conv primitives, one variant per (shape, direction) chosen by `ConvTuner`.
+
+/// The convolution pass a variant computes.
+public enum ConvDirection: String, Codable, Sendable, CaseIterable {
+    case forward, backwardData = "backward-data", backwardFilter = "backward-filter"
+}
+
+/// One way to compute a convolution pass.
+///
+/// `direct`: the tiled direct kernels (`conv2d_fwd`, `conv2d_bwd_data`, `conv2d_bwd_filter`), any geometry.
+/// `gemm`: `conv_gemm_<rows>x<vectors>` on the zero-padded flat grid (stride 1): `rows` output
+/// channels x `vectors` float16 pixel vectors per work-item. `filter`: `conv_gemm_filter_<rows>x<taps>`
+/// split into `slices` partial sums and reduced in a fixed order (stride 1).
+public enum ConvVariant: Hashable, Sendable, CustomStringConvertible {
+    case direct
+    case gemm(rows: Int, vectors: Int)
+    case filter(rows: Int, taps: Int, slices: Int)
+
+    /// Register blocks compiled into Kernels.cl (`CONV_GEMM(M, NV)`, `CONV_GEMM_FILTER(MO, TK)`).
+    public static let gemmBlocks = [(8, 3), (12, 2), (6, 4), (4, 2)]
+    public static let filterBlocks = [(8, 3), (4, 3), (6, 4)]
+    public static let filterSlices = [1, 4, 16]
+
+    public var description: String {
+        switch self {
+        case .direct: return "direct"
+        case .gemm(let m, let nv): return "gemm\(m)x\(nv)"
+        case .filter(let m, let t, let s): return "filter\(m)x\(t)s\(s)"
+        }
+    }
+
+    /// Parses `description`; nil for anything else (a cache entry from another version is ignored).
+    public init?(_ text: String) {
+        if text == "direct" { self = .direct; return }
+        func ints(_ body: Substring) -> [Int]? {
+            let parts = body.split(whereSeparator: { $0 == "x" || $0 == "s" }).map { Int($0) }
+            return parts.contains(where: { $0 == nil }) ? nil : parts.map { $0! }
+        }
+        if text.hasPrefix("gemm"), let v = ints(text.dropFirst(4)), v.count == 2, Self.gemmBlocks.contains(where: { $0 == (v[0], v[1]) }) {
+            self = .gemm(rows: v[0], vectors: v[1])
+        } else if text.hasPrefix("filter"), let v = ints(text.dropFirst(6)), v.count == 3,
+                  Self.filterBlocks.contains(where: { $0 == (v[0], v[1]) }), v[2] >= 1 {
+            self = .filter(rows: v[0], taps: v[1], slices: v[2])
+        } else {
+            return nil
+        }
+    }
+
+    /// The variants that can compute `direction` of `op`, the direct kernels first.
+    public static func candidates(_ direction: ConvDirection, _ op: Conv2D) -> [ConvVariant] {
+        guard FlatGrid.applies(direction, op) else { return [.direct] }
+        switch direction {
+        case .forward, .backwardData: return [.direct] + gemmBlocks.map { .gemm(rows: $0.0, vectors: $0.1) }
+        case .backwardFilter: return [.direct] + filterBlocks.flatMap { b in filterSlices.map { .filter(rows: b.0, taps: b.1, slices: $0) } }
+        }
+    }
+}
+
+/// The zero-padded flat layout the GEMM kernels read (see the banner in Kernels.cl).
+struct FlatGrid {
+    /// Padded width and the plane stride of the padded buffer; `outputs` flat positions are computed.
+    let width: Int, plane: Int, outputPlane: Int
+    let padTop: Int, padLeft: Int
+
+    /// A multiple of every GEMM variant's pixel tile (16 * vectors: 32, 48 or 64).
+    static let tileMultiple = 192
+
+    /// Stride 1 only; backward-data also needs each pad at most the kernel's extent (the padded
+    /// output gradient then has non-negative pads).
+    static func applies(_ direction: ConvDirection, _ op: Conv2D) -> Bool {
+        let w = op.window
+        guard w.strideH == 1, w.strideW == 1 else { return false }
+        if direction == .backwardData {
+            let eh = (w.kernelH - 1) * w.dilationH, ew = (w.kernelW - 1) * w.dilationW
+            return w.padTop <= eh && w.padBottom <= eh && w.padLeft <= ew && w.padRight <= ew
+        }
+        return true
+    }
+
+    /// Grid for an input of `inputH x inputW` padded by (top, left, right), producing `outH` rows.
+    init(op: Conv2D, inputW: Int, outH: Int, padTop: Int, padLeft: Int, padRight: Int) {
+        let w = op.window
+        width = inputW + padLeft + padRight
+        let m = Self.tileMultiple
+        outputPlane = (outH * width + m - 1) / m * m
+        plane = outputPlane + (w.kernelH - 1) * w.dilationH * width + (w.kernelW - 1) * w.dilationW
+        self.padTop = padTop
+        self.padLeft = padLeft
+    }
+}
+
+extension OpenCLBackend {
+    /// One work-item per work-group: each already owns a whole register tile, and a fixed local size
+    /// lets PoCL compile each kernel once instead of once per launch shape.
+    static let gemmLocal = [1, 1, 1]
+
+    /// Copies `[N, C, H, W]` into the padded flat grid `[N, C, grid.plane]`.
+    private func padToGrid(_ x: Tensor, _ grid: FlatGrid, plane: Int? = nil) throws -> Tensor {
+        let s = x.shape
+        let plane = plane ?? grid.plane
+        let xp = try makeTensor([s[0] * s[1] * plane], dtype: .float32)
+        try launch("conv_gemm_pad", global: [plane, s[0] * s[1]], local: [64, 1],
+                   arguments: [.tensor(x), .tensor(xp), .int(s[0] * s[1]), .int(s[2]), .int(s[3]), .int(grid.width),
+                               .int(grid.padTop), .int(grid.padLeft), .int(plane)])
+        return xp
+    }
+
+    private func packWeights(_ weight: Tensor, _ op: Conv2D, rows m: Int, flip: Bool) throws -> Tensor {
+        let ws = weight.shape
+        let (og, cg, k) = (ws[0] / op.groups, ws[1], ws[2] * ws[3])
+        let rowCount = flip ? cg : og, red = flip ? og : cg
+        let count = op.groups * ((rowCount + m - 1) / m) * red * k * m
+        let wp = try makeTensor([count], dtype: .float32)
+        try launch("conv_gemm_pack", global: [count], local: [64],
+                   arguments: [.tensor(weight), .tensor(wp), .int(og), .int(cg), .int(k), .int(op.groups), .int(m), .int(flip ? 1 : 0)])
+        return wp
+    }
+
+    /// `conv_gemm_<m>x<nv>` from the padded `source` [N, red * G, H', W'] into `output` [N, rows * G, OH, OW].
+    private func gemm(_ op: Conv2D, rows m: Int, vectors nv: Int, source: Tensor, grid: FlatGrid, packed: Tensor,
+                      reduction: Int, bias: Tensor?, relu: Bool, output: Tensor, fallback: Tensor) throws {
+        let (n, cout, oh, ow) = (output.shape[0], output.shape[1], output.shape[2], output.shape[3])
+        let g = op.groups, rowsPerGroup = cout / g, w = op.window
+        let tilesQ = (oh * grid.width + 16 * nv - 1) / (16 * nv)
+        try launch("conv_gemm_\(m)x\(nv)", global: [tilesQ, g * ((rowsPerGroup + m - 1) / m), n], local: Self.gemmLocal,
+                   arguments: [.tensor(source), .tensor(packed), .tensor(bias ?? fallback), .int(bias == nil ? 0 : 1), .int(relu ? 1 : 0),
+                               .tensor(output), .int(reduction), .int(reduction * g), .int(rowsPerGroup), .int(cout), .int(g),
+                               .int(w.kernelH), .int(w.kernelW), .int(w.dilationH), .int(w.dilationW), .int(grid.width),
+                               .int(grid.plane), .int(oh), .int(ow)])
+    }
+
+    func gemmForward(_ op: Conv2D, rows m: Int, vectors nv: Int, input: Tensor, weight: Tensor, bias: Tensor?, relu: Bool, output: Tensor) throws {
+        let w = op.window
+        let grid = FlatGrid(op: op, inputW: input.shape[3], outH: output.shape[2], padTop: w.padTop, padLeft: w.padLeft, padRight: w.padRight)
+        let xp = try padToGrid(input, grid)
+        let wp = try packWeights(weight, op, rows: m, flip: false)
+        try gemm(op, rows: m, vectors: nv, source: xp, grid: grid, packed: wp, reduction: weight.shape[1],
+                 bias: bias, relu: relu, output: output, fallback: weight)
+    }
+
+    /// dx = (output gradient padded by the kernel extent minus the pads) correlated with the
+    /// transposed, 180-degree-rotated weights: a stride-1 convolution.
+    func gemmBackwardData(_ op: Conv2D, rows m: Int, vectors nv: Int, outputGrad: Tensor, weight: Tensor, inputGrad: Tensor) throws {
+        let w = op.window
+        let eh = (w.kernelH - 1) * w.dilationH, ew = (w.kernelW - 1) * w.dilationW
+        let grid = FlatGrid(op: op, inputW: outputGrad.shape[3], outH: inputGrad.shape[2],
+                            padTop: eh - w.padTop, padLeft: ew - w.padLeft, padRight: ew - w.padRight)
+        let dyp = try padToGrid(outputGrad, grid)
+        let wp = try packWeights(weight, op, rows: m, flip: true)
+        try gemm(op, rows: m, vectors: nv, source: dyp, grid: grid, packed: wp, reduction: weight.shape[0] / op.groups,
+                 bias: nil, relu: false, output: inputGrad, fallback: weight)
+    }
+
+    func gemmBackwardFilter(_ op: Conv2D, rows mo: Int, taps tk: Int, slices: Int, input: Tensor, outputGrad: Tensor, weightGrad: Tensor) throws {
+        let w = op.window, xs = input.shape, ys = outputGrad.shape, ws = weightGrad.shape
+        let grid = FlatGrid(op: op, inputW: xs[3], outH: ys[2], padTop: w.padTop, padLeft: w.padLeft, padRight: w.padRight)
+        let xp = try padToGrid(input, grid)
+        // dy on the same grid: no pads on the top and left, zeros in the columns past OW.
+        let dyGrid = FlatGrid(op: op, inputW: ys[3], outH: ys[2], padTop: 0, padLeft: 0, padRight: grid.width - ys[3])
+        let dyp = try padToGrid(outputGrad, dyGrid, plane: grid.outputPlane)
+        let g = op.groups, og = ws[0] / g, cg = ws[1], k = ws[2] * ws[3]
+        let steps = xs[0] * grid.outputPlane / 16
+        let s = max(1, min(slices, steps))
+        let per = (steps + s - 1) / s
+        let count = weightGrad.count
+        let part = s == 1 ? weightGrad : try makeTensor([s * count], dtype: .float32)
+        try launch("conv_gemm_filter_\(mo)x\(tk)", global: [cg * ((k + tk - 1) / tk), g * ((og + mo - 1) / mo), s], local: Self.gemmLocal,
+                   arguments: [.tensor(xp), .tensor(dyp), .tensor(part), .int(xs[0]), .int(xs[1]), .int(ys[1]), .int(g),
+                               .int(w.kernelH), .int(w.kernelW), .int(w.dilationH), .int(w.dilationW), .int(grid.width),
+                               .int(grid.plane), .int(grid.outputPlane), .int(per)])
+        if s > 1 {
+            try launch("conv_gemm_filter_reduce", global: [count], local: [64], arguments: [.tensor(part), .tensor(weightGrad), .int(count), .int(s)])
+        }
+    }
+}
+
+extension OpenCLBackend {
+    /// `relu(conv2d(input, weight) + bias)`: one kernel (the bias and ReLU in the GEMM's epilogue,
+    /// no extra pass over the output) where a GEMM variant applies, else the direct kernel then ReLU.
+    public func conv2dBiasReLU(_ input: Tensor, weight: Tensor, bias: Tensor?, _ op: Conv2D) throws -> Tensor {
+        let shape = try op.outputShape(input: input.shape, weight: weight.shape)
+        if let bias, bias.shape != [weight.shape[0]] {
+            throw ShapeError("conv2dBiasReLU: bias \(bias.shape) must be [\(weight.shape[0])], one per output channel")
+        }
+        let y = try makeTensor(shape, dtype: .float32)
+        let variant = try convTuner.variant(.forward, op, input: input.shape, weight: weight.shape) { v in
+            try timedRuns { try conv2dForward(op, variant: v, input: input, weight: weight, bias: bias, relu: v != .direct, output: y) }
+        }
+        if variant != .direct {
+            do {
+                try conv2dForward(op, variant: variant, input: input, weight: weight, bias: bias, relu: true, output: y)
+                return y
+            } catch is DeviceMemoryError {}   // no room for the GEMM's scratch: the direct kernels need none
+        }
+        let z = try makeTensor(shape, dtype: .float32)
+        try conv2dForward(op, variant: .direct, input: input, weight: weight, bias: bias, relu: false, output: z)
+        try activationForward(.relu, input: z, output: y)
+        return y
+    }
+}
