@@ -34,6 +34,12 @@ final class TrainedModelTests: XCTestCase {
         XCTAssertEqual(acc, 0.9143, accuracy: 0.0002)
     }
 
+    /// The shipped GAP net scores its README's 89.16% on all 10,000 test images.
+    func testShippedGAPNetAccuracy() throws {
+        let acc = try accuracy(explainer("gapnet.onnx"), FashionMNIST(split: .test), count: 10_000)
+        XCTAssertEqual(acc, 0.8916, accuracy: 0.0002)
+    }
+
     /// The cluttered-canvas GAP model classifies held-out cluttered canvases (drawn from the test
     /// split with evaluate's seed, so never seen in training) far above chance (10%).
     func testClutterNetClassifiesHeldOutCanvases() throws {
