@@ -13,27 +13,7 @@ final class CLITests: XCTestCase {
 
     override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
 
-    /// Runs `loupe` (built next to the test bundle) and returns its exit code, stdout and stderr.
-    private func loupe(_ args: [String]) throws -> (code: Int32, out: String, err: String) {
-        // The test bundle sits in the build products directory (Linux), or is that directory's child (macOS).
-        let bundle = Bundle(for: CLITests.self).bundleURL
-        let candidates = [bundle.appendingPathComponent("loupe"), bundle.deletingLastPathComponent().appendingPathComponent("loupe")]
-        guard let binary = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
-            XCTFail("the loupe executable is not built next to the tests (looked at \(candidates.map(\.path)))")
-            throw CancellationError()
-        }
-        let p = Process()
-        p.executableURL = binary
-        p.arguments = args
-        p.currentDirectoryURL = dir
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
-    }
+    private func loupe(_ args: [String]) throws -> (code: Int32, out: String, err: String) { try runLoupe(args, in: dir) }
 
     /// A float32 `.npy` written by hand (header per the NumPy format spec), independent of Loupe's writer.
     private func writeNPY(_ name: String, shape: [Int], values: [Float]) throws {

@@ -13,25 +13,7 @@ final class DissectCLITests: XCTestCase {
 
     override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
 
-    private func loupe(_ args: [String]) throws -> (code: Int32, out: String, err: String) {
-        let bundle = Bundle(for: DissectCLITests.self).bundleURL
-        let candidates = [bundle.appendingPathComponent("loupe"), bundle.deletingLastPathComponent().appendingPathComponent("loupe")]
-        guard let binary = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
-            XCTFail("the loupe executable is not built next to the tests (looked at \(candidates.map(\.path)))")
-            throw CancellationError()
-        }
-        let p = Process()
-        p.executableURL = binary
-        p.arguments = args
-        p.currentDirectoryURL = dir
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
-    }
+    private func loupe(_ args: [String]) throws -> (code: Int32, out: String, err: String) { try runLoupe(args, in: dir) }
 
     private func contents(_ path: String) throws -> Data { try Data(contentsOf: dir.appendingPathComponent(path)) }
 
