@@ -58,6 +58,7 @@ let package = Package(
         ),
         .executableTarget(name: "KernelBench", dependencies: ["CLBackend"], path: "Benchmarks/KernelBench"),
         .executableTarget(name: "GraphBench", dependencies: ["CLBackend", "Graph"], path: "Benchmarks/GraphBench"),
+        .executableTarget(name: "SynthesisBench", dependencies: ["CLBackend", "Graph", "Explain"], path: "Benchmarks/SynthesisBench"),
 
         // MARK: - Tests
         .testTarget(name: "CLBackendTests", dependencies: ["CLBackend"], path: "Tests/CLBackendTests"),
