@@ -59,6 +59,7 @@ let package = Package(
         .executableTarget(name: "KernelBench", dependencies: ["CLBackend"], path: "Benchmarks/KernelBench"),
         .executableTarget(name: "GraphBench", dependencies: ["CLBackend", "Graph"], path: "Benchmarks/GraphBench"),
         .executableTarget(name: "DissectBench", dependencies: ["CLBackend", "Graph", "Explain"], path: "Benchmarks/DissectBench"),
+        .executableTarget(name: "SynthesisBench", dependencies: ["CLBackend", "Graph", "Explain"], path: "Benchmarks/SynthesisBench"),
 
         // MARK: - Tests
         .testTarget(name: "CLBackendTests", dependencies: ["CLBackend"], path: "Tests/CLBackendTests"),

@@ -146,4 +146,37 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(refused.code, 2)
         XCTAssertTrue(refused.err.contains("not overwriting"), refused.err)
     }
+
+    func testMaximizeAndInvertWriteGridsAndRefuseBadObjectives() throws {
+        let model = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../Models/fashioncnn.onnx").standardized.path
+        let ok = try loupe(["maximize", model, "--units", "conv2:0-2", "--steps", "4", "--out", "am", "--json", "am.json", "--device", "opencl:0"])
+        XCTAssertEqual(ok.code, 0, ok.err)
+        for f in ["am/conv2.unit0.png", "am/conv2.unit2.png", "am/conv2.grid.png", "am.json"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent(f).path), f)
+        }
+        let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("am.json"))) as! [String: Any]
+        XCTAssertEqual(summary["steps"] as? Int, 4)
+        XCTAssertEqual((summary["final_objective"] as? [Double])?.count, 3)
+        let again = try loupe(["maximize", model, "--units", "conv2:0-2", "--steps", "4", "--out", "am", "--device", "opencl:0"])
+        XCTAssertEqual(again.code, 2)
+        XCTAssertTrue(again.err.contains("exists"), again.err)
+        let cases: [([String], String)] = [
+            (["maximize", model, "--units", "conv9:0"], "conv9"),
+            (["maximize", model, "--units", "conv2:40"], "out of range"),
+            (["maximize", model, "--units", "conv2:0-3+fc:0-1"], "different lengths"),
+            (["invert", model, "missing.png", "--layer", "conv1"], "missing.png"),
+        ]
+        for (args, needle) in cases {
+            let r = try loupe(args + ["--steps", "2", "--device", "opencl:0"])
+            XCTAssertEqual(r.code, 2, "\(args)")
+            XCTAssertTrue(r.err.contains(needle) && r.err.split(separator: "\n").count == 1, "\(args): \(r.err)")
+        }
+        var pixels = [UInt8](repeating: 0, count: 28 * 28)
+        for i in 300..<500 { pixels[i] = 200 }
+        try writePNG(Image(width: 28, height: 28, channels: 1, pixels: pixels), to: dir.appendingPathComponent("x.png").path)
+        let inv = try loupe(["invert", model, "x.png", "--layer", "conv1,pool2", "--steps", "8", "--out", "inv", "--device", "opencl:0"])
+        XCTAssertEqual(inv.code, 0, inv.err)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("inv/x.invert.grid.png").path), inv.err)
+        XCTAssertTrue(inv.err.contains("pool2 normalized error"), inv.err)
+    }
 }

@@ -50,6 +50,8 @@ public struct SynthesisOptions: Sendable {
     public var reportEvery = 16
     /// Per-channel mean and std between the [0, 1] image and the model input.
     public var mean: [Float] = [0], std: [Float] = [1]
+    /// Pixels only: the noise start is `initialGray + initialNoise * N(0, 1)`, clipped to [0, 1].
+    public var initialGray: Float = 0.5, initialNoise: Float = 0.1
     /// Start from these images (`[N, C, H, W]` in [0, 1], pixels only) instead of noise.
     public var start: HostTensor?
     public init() {}
@@ -263,7 +265,7 @@ public final class Synthesizer {
                 guard start.shape == shape else { throw SynthesisError("start images are \(start.shape), the model takes \(shape)") }
                 param = try be.tensor(start.values, shape: shape)
             } else {
-                param = try be.tensor(initialValues(count: shape.count, n: n, o) { 0.5 + 0.1 * $0 }, shape: shape)
+                param = try be.tensor(initialValues(count: shape.count, n: n, o) { min(1, max(0, o.initialGray + o.initialNoise * $0)) }, shape: shape)
             }
         case .fourier(let decay):
             guard o.start == nil else { throw SynthesisError("a start image needs the pixel parameterization") }

@@ -1,0 +1,74 @@
+// The activation-maximization step on the device: VGG16 and ResNet-50 at 224x224, batch 1 and 8,
+// class-logit objective, Fourier parameterization with colour decorrelation, jitter, random scale
+// and rotation, total variation and Adam — every step forward through the whole network and
+// backward to the image (no weight gradients). Reports steps/s, GFLOP/s (2 x the forward FLOPs
+// per image: forward plus backward-data) and the peak device memory.
+//
+//   swift run -c release SynthesisBench [--device opencl:N] [--steps S] [--batches 1,8] [--models vgg16,resnet50]
+import CLBackend
+import Explain
+import Foundation
+import Graph
+
+@MainActor func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("SynthesisBench: \(message)\n".utf8))
+    exit(1)
+}
+
+var arguments = Array(CommandLine.arguments.dropFirst())
+@MainActor func option(_ name: String) -> String? {
+    guard let i = arguments.firstIndex(of: name) else { return nil }
+    guard i + 1 < arguments.count else { fail("\(name) needs a value") }
+    let v = arguments[i + 1]
+    arguments.removeSubrange(i...(i + 1))
+    return v
+}
+let deviceFlag = option("--device")
+let steps = Int(option("--steps") ?? "3") ?? 3
+let batches = (option("--batches") ?? "1,8").split(separator: ",").compactMap { Int($0) }
+let models = (option("--models") ?? "vgg16,resnet50").split(separator: ",").map { name -> ZooModel in
+    guard let m = ZooModel(rawValue: String(name)) else { fail("unknown model '\(name)'") }
+    return m
+}
+if !arguments.isEmpty { fail("unknown arguments \(arguments)") }
+
+let backend: OpenCLBackend
+do {
+    let devices = try enumerateDevices()
+    let index: Int
+    switch try DeviceSelection.resolve(deviceFlag) {
+    case .opencl(let n): index = n
+    case .auto: index = devices.firstIndex { $0.profile.kind == .gpu } ?? 0
+    case .reference: fail("the benchmark measures an OpenCL device")
+    }
+    guard index < devices.count else { fail("no OpenCL device \(index)") }
+    backend = try OpenCLBackend(device: devices[index])
+} catch { fail("\(error)") }
+print("device: \(backend.name), \(steps) timed steps after one warm-up step")
+print("| model | batch | s/step | steps/s | GFLOP/s | peak MiB |")
+print("|---|---|---|---|---|---|")
+do {
+    for model in models {
+        let graph = try model.build(batch: 1, inputSize: 224, seed: 1, randomize: true)
+        let synthesizer = try Synthesizer(graph: graph, backend: backend)
+        let logits = graph[graph.outputs[0]].name
+        for batch in batches {
+            var options = SynthesisOptions()
+            options.totalVariationWeight = 1e-3
+            options.mean = [0.485, 0.456, 0.406]
+            options.std = [0.229, 0.224, 0.225]
+            options.reportEvery = 1 << 20
+            let terms = (0..<batch).map { [ObjectiveTerm(layer: logits, .channelMean($0))] }
+            options.steps = 1
+            _ = try synthesizer.maximize(terms, options: options)   // compiles kernels for these sizes
+            backend.releaseCachedBuffers()
+            backend.resetPeakMemory()
+            options.steps = steps
+            let result = try synthesizer.maximize(terms, options: options)
+            let perStep = result.seconds / Double(steps)
+            let flops = 2 * Double(graph.forwardFLOPs) * Double(batch)
+            print(String(format: "| %@ | %d | %.2f | %.3f | %.1f | %.0f |", model.rawValue, batch, perStep, 1 / perStep,
+                         flops / perStep / 1e9, Double(backend.peakMemoryBytes) / 1_048_576))
+        }
+    }
+} catch { fail("\(error)") }
