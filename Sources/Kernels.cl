@@ -1416,3 +1416,67 @@ __kernel void synth_color_sigmoid_bwd(__global const float* y, __global const fl
     }
     dz[i] = v;
 }
+
+// Lucid's diversity of a batch of feature maps A [N, C, P]: Gram matrices G_n = A_n A_n^T,
+// cosines of every pair, D = (1/N) sum_{i != j} <G_i, G_j> / (|G_i| |G_j|) (norms at least 1e-5).
+__kernel void gram_fwd(__global const float* a, __global float* g, const int C, const int P, const int n) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const int b = i / (C * C), r = (i / C) % C, s = i % C;
+    __global const float* x = a + (b * C + r) * P;
+    __global const float* y = a + (b * C + s) * P;
+    float acc = 0.0f;
+    for (int q = 0; q < P; ++q) acc += x[q] * y[q];
+    g[i] = acc;
+}
+
+__kernel void gram_pair_dots(__global const float* g, __global float* dots, const int N, const int CC, __local float* scratch) {
+    const int pair = get_group_id(0), i = pair / N, j = pair % N;
+    float partial = 0.0f;
+    for (int k = get_local_id(0); k < CC; k += get_local_size(0)) partial += g[i * CC + k] * g[j * CC + k];
+    const float total = work_group_reduce(scratch, partial, REDUCE_SUM);
+    if (get_local_id(0) == 0) dots[pair] = total;
+}
+
+inline float gram_norm(__global const float* dots, const int N, const int i) { return sqrt(fmax(dots[i * N + i], 1e-10f)); }
+
+__kernel void gram_diversity_value(__global const float* dots, __global float* out, const int N) {
+    if (get_global_id(0) != 0) return;
+    float d = 0.0f;
+    for (int i = 0; i < N; ++i) {
+        for (int j = 0; j < N; ++j) {
+            if (j != i) d += dots[i * N + j] / (gram_norm(dots, N, i) * gram_norm(dots, N, j));
+        }
+    }
+    out[0] = d / N;
+}
+
+// dD/dG_b = (2 dy / N)(S - <S, g_b> g_b) / |G_b| with S = sum_m g_m (<S, g_b> := 1 where the norm is clamped).
+__kernel void gram_diversity_cotangent(__global const float* g, __global const float* dots, __global const float* dy,
+                                       __global float* u, const int N, const int CC, const int n) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const int b = i / CC, k = i % CC;
+    const float nb = gram_norm(dots, N, b);
+    float s = 0.0f, cosines = 0.0f;
+    for (int m = 0; m < N; ++m) {
+        const float nm = gram_norm(dots, N, m);
+        s += g[m * CC + k] / nm;
+        cosines += dots[b * N + m] / (nb * nm);
+    }
+    if (dots[b * N + b] <= 1e-10f) cosines = 1.0f;
+    u[i] = 2.0f * dy[0] / N / nb * (s - cosines * g[i] / nb);
+}
+
+// dA[b, r, q] = 2 sum_s U[b, r, s] A[b, s, q] (U is symmetric).
+__kernel void gram_backward_apply(__global const float* u, __global const float* a, __global float* da, const int C, const int P,
+                                  const int n) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const int b = i / (C * P), r = (i / P) % C, q = i % P;
+    __global const float* ur = u + (b * C + r) * C;
+    __global const float* ab = a + b * C * P + q;
+    float acc = 0.0f;
+    for (int s = 0; s < C; ++s) acc += ur[s] * ab[s * P];
+    da[i] = 2.0f * acc;
+}

@@ -106,4 +106,7 @@ public protocol Backend: AnyObject {
     func fourierImageBackward(_ op: FourierImage, outputGrad: Tensor, spectrumGrad: Tensor) throws
     func colorSigmoidForward(matrix: Tensor, input: Tensor, output: Tensor) throws
     func colorSigmoidBackward(matrix: Tensor, output: Tensor, outputGrad: Tensor, inputGrad: Tensor) throws
+    /// Lucid's diversity of a batch of feature maps (`gramDiversity` in SynthesisOps.swift): `output` is `[1]`.
+    func gramDiversityForward(input: Tensor, output: Tensor) throws
+    func gramDiversityBackward(input: Tensor, outputGrad: Tensor, inputGrad: Tensor) throws
 }

@@ -53,4 +53,27 @@ extension OpenCLBackend {
         try launchElementwise("synth_color_sigmoid_bwd", count: inputGrad.count,
                               [.tensor(output), .tensor(outputGrad), .tensor(matrix), .tensor(inputGrad), .int(c), .int(h * w)])
     }
+
+    /// Lucid's diversity: the Gram matrices `[N, C, C]` and their pairwise dot products `[N, N]`
+    /// (one work-group per pair), then the value from the dots alone.
+    private func grams(_ input: Tensor) throws -> (g: Tensor, dots: Tensor, n: Int, c: Int, p: Int) {
+        let (n, c) = (input.shape[0], input.shape[1]), p = input.count / (n * c)
+        let g = try makeTensor([n, c, c], dtype: .float32), dots = try makeTensor([n, n], dtype: .float32)
+        try launchElementwise("gram_fwd", count: g.count, [.tensor(input), .tensor(g), .int(c), .int(p)])
+        try launchReduction("gram_pair_dots", groups: n * n, [.tensor(g), .tensor(dots), .int(n), .int(c * c)])
+        return (g, dots, n, c, p)
+    }
+
+    public func gramDiversityForward(input: Tensor, output: Tensor) throws {
+        let (_, dots, n, _, _) = try grams(input)
+        try launch("gram_diversity_value", global: [1], .tensor(dots), .tensor(output), .int(n))
+    }
+
+    /// The cotangent of each Gram matrix, then `dA_n = 2 U_n A_n`.
+    public func gramDiversityBackward(input: Tensor, outputGrad: Tensor, inputGrad: Tensor) throws {
+        let (g, dots, n, c, p) = try grams(input)
+        let u = try makeTensor(g.shape, dtype: .float32)
+        try launchElementwise("gram_diversity_cotangent", count: u.count, [.tensor(g), .tensor(dots), .tensor(outputGrad), .tensor(u), .int(n), .int(c * c)])
+        try launchElementwise("gram_backward_apply", count: inputGrad.count, [.tensor(u), .tensor(input), .tensor(inputGrad), .int(c), .int(p)])
+    }
 }

@@ -188,4 +188,32 @@ extension Backend {
         try colorSigmoidBackward(matrix: matrix, output: output, outputGrad: outputGrad, inputGrad: dz)
         return dz
     }
+
+    /// The `(N, C, P)` of a batch of feature maps `[N, C, H, W]` (P = H W) or vectors `[N, K]` (P = 1).
+    private func gramLayout(_ t: Tensor, _ op: String) throws -> (n: Int, c: Int, p: Int) {
+        guard t.dtype == .float32, [2, 4].contains(t.shape.rank), t.shape[0] >= 1, t.count > 0 else {
+            throw ShapeError("\(op): expected float32 [N, C, H, W] or [N, K] features, got \(t)")
+        }
+        return (t.shape[0], t.shape[1], t.shape.rank == 4 ? t.shape[2] * t.shape[3] : 1)
+    }
+
+    /// Lucid's diversity term of a batch: with `G_n = A_n A_n^T` the Gram matrix of image n's
+    /// `[C, HW]` features and `g_n = G_n / ||G_n||_F` (norm at least 1e-5),
+    /// `D = (1 / N) sum_{i != j} <g_i, g_j>`, the mean over images of their summed cosine
+    /// similarity to the others. `[1]`; 0 for one image. Minimizing it pushes the images' styles apart.
+    public func gramDiversity(_ input: Tensor) throws -> Tensor {
+        _ = try gramLayout(input, "gramDiversity")
+        let y = try makeTensor([1], dtype: .float32)
+        try gramDiversityForward(input: input, output: y)
+        return y
+    }
+
+    /// The gradient of `outputGrad[0] * D` with respect to the features.
+    public func gramDiversityBackward(_ outputGrad: Tensor, input: Tensor) throws -> Tensor {
+        _ = try gramLayout(input, "gramDiversityBackward")
+        guard outputGrad.shape == [1] else { throw ShapeError("gramDiversityBackward: the gradient of D must be [1], got \(outputGrad.shape)") }
+        let dx = try makeTensor(input.shape, dtype: .float32)
+        try gramDiversityBackward(input: input, outputGrad: outputGrad, inputGrad: dx)
+        return dx
+    }
 }

@@ -147,6 +147,9 @@ struct Maximize: ParsableCommand {
     @Option(help: "Maximize the unit at this position Y,X of each channel instead of the channel's mean.") var position: String?
     @Option(help: "Start from this image (PNG or JPEG; pixel parameterization) instead of noise.") var start: String?
     @Option(help: "Comma-separated names for the channels in grid labels (e.g. the classes).") var classNames: String?
+    @Option(help: "Images per objective, from different random starts (one grid row each).") var copies: Int = 1
+    @Option(help: "Weight of Lucid's diversity term (D, the summed Gram-matrix cosines between the batch's images, lies in [0, N-1]; start near the objective's size).") var diversity: Float = 0
+    @Option(help: "Layer of the diversity term (default: the objective's layer).") var diversityLayer: String?
     @OptionGroup var synthesis: SynthesisArguments
 
     func run() throws {
@@ -156,7 +159,17 @@ struct Maximize: ParsableCommand {
             let synthesizer = try Synthesizer(graph: graph, backend: backend)
             let (c, h, w) = synthesizer.imageShape
             var options = try synthesis.options(channels: c, fourierDefault: start == nil)
-            let (terms, layer, channels) = try objective(synthesizer)
+            guard copies >= 1, copies <= 256 else { throw GraphError("--copies must lie in 1...256, got \(copies)") }
+            guard diversity >= 0 else { throw GraphError("--diversity must not be negative, got \(diversity)") }
+            let (single, layer, unitChannels) = try objective(synthesizer)
+            if diversity > 0 && copies == 1 && single.count == 1 {
+                throw GraphError("--diversity needs more than one image: pass --copies N or a channel range")
+            }
+            if let diversityLayer { _ = try synthesizer.layer(diversityLayer) }
+            options.diversityWeight = diversity
+            options.diversityLayer = diversityLayer
+            let terms = single.flatMap { Array(repeating: $0, count: copies) }
+            let channels = unitChannels.flatMap { Array(repeating: $0, count: copies) }
             if let start {
                 let image = try readImage(start).resized(width: w, height: h).tensor(channels: c, normalization: .unit)
                 options.start = try HostTensor(shape: [terms.count, c, h, w], values: Array(repeating: image.values, count: terms.count).flatMap { $0 })
@@ -168,18 +181,21 @@ struct Maximize: ParsableCommand {
             var cells: [(image: Image, label: String)] = []
             for (i, ch) in channels.enumerated() {
                 let image = try synthesis.image(result.images, i)
-                let base = (synthesis.out as NSString).appendingPathComponent("\(layer).unit\(ch)")
+                let copy = copies > 1 ? ".copy\(i % copies)" : ""
+                let base = (synthesis.out as NSString).appendingPathComponent("\(layer).unit\(ch)\(copy)")
                 try writePNG(image, to: base + ".png", overwrite: synthesis.overwrite)
                 cells.append((image, names.flatMap { ch < $0.count ? $0[ch] : nil } ?? "\(layer):\(ch)"))
             }
             let gridPath = (synthesis.out as NSString).appendingPathComponent("\(layer).grid.png")
-            try writePNG(grid(cells, columns: min(8, cells.count)), to: gridPath, overwrite: synthesis.overwrite)
+            try writePNG(grid(cells, columns: copies > 1 ? copies : min(8, cells.count)), to: gridPath, overwrite: synthesis.overwrite)
             printError("loupe: \(terms.count) images in \(synthesis.out), grid \(gridPath); "
-                       + String(format: "%.1f s, %.3f steps/s", result.seconds, result.stepsPerSecond))
+                       + String(format: "%.1f s, %.3f steps/s", result.seconds, result.stepsPerSecond)
+                       + (result.diversity.map { String(format: ", diversity %.3f", $0) } ?? ""))
             try synthesis.writeJSON([
                 "command": "maximize", "model": modelOptions.model, "units": units, "device": backend.name,
                 "final_objective": result.objectives.map(Double.init), "steps": result.steps, "seconds": result.seconds,
-                "steps_per_second": result.stepsPerSecond, "seed": synthesis.seed, "grid": gridPath,
+                "steps_per_second": result.stepsPerSecond, "seed": synthesis.seed, "grid": gridPath, "copies": copies,
+                "diversity_weight": Double(diversity), "diversity": result.diversity.map { Double($0) as Any } ?? NSNull(),
                 "history": result.history.map { ["step": $0.step, "objective": Double($0.objective)] },
             ])
         }

@@ -68,6 +68,29 @@ final class SynthesisOpsTests: XCTestCase {
         }
     }
 
+    func testGramDiversityConforms() throws {
+        let b = try Backends()
+        for input: Shape in [[3, 4, 5, 3], [2, 6, 1, 1], [4, 7], [1, 3, 2, 2]] {
+            let x = try b.random(input), dy = try b.pair([0.7], [1])
+            try b.compare(op: "gramDiversity", direction: "forward", shape: "\(input)") { be, cl in try be.gramDiversity(cl ? x.cl : x.ref) }
+            try b.compare(op: "gramDiversity", direction: "backward", shape: "\(input)") { be, cl in
+                try be.gramDiversityBackward(cl ? dy.cl : dy.ref, input: cl ? x.cl : x.ref)
+            }
+        }
+    }
+
+    /// Identical images are cosine 1 to each other: D = N - 1. Images whose features live on
+    /// disjoint channels have orthogonal Gram matrices: D = 0, whatever their magnitudes.
+    func testGramDiversityClosedForms() throws {
+        let cl = try Backends().opencl
+        let one = randomValues(3 * 4), n = 4
+        let same = try cl.read(cl.gramDiversity(cl.tensor(Array([[Float]](repeating: one, count: n).joined()), shape: [n, 3, 2, 2])))
+        XCTAssertEqual(same[0], Float(n - 1), accuracy: 1e-5)
+        var disjoint = [Float](repeating: 0, count: 2 * 2 * 4)
+        for p in 0..<4 { disjoint[p] = Float(p + 1); disjoint[2 * 4 + 4 + p] = 3 * Float(p) - 2 }
+        XCTAssertEqual(try cl.read(cl.gramDiversity(cl.tensor(disjoint, shape: [2, 2, 2, 2])))[0], 0, accuracy: 1e-7)
+    }
+
     /// The transform ops are linear, so a finite difference of `<u, f(x)>` is exact up to rounding.
     func testReferenceBackwardsMatchFiniteDifferences() {
         let draw = RandomDraw(seed: 3, step: 11, firstStream: 1)
@@ -86,6 +109,10 @@ final class SynthesisOpsTests: XCTestCase {
                   forward: { Reference.fourierImageForward(op, spectrum: $0, spectrumShape: spectrum) },
                   backward: { Reference.fourierImageBackward(op, outputGrad: $0, imageShape: image) })
         }
+        let gram = (0..<(3 * 4 * 6)).map { _ in Double.random(in: -1...1) }
+        check("gramDiversity", shape: [3, 4, 2, 3], outputCount: 1, at: gram,
+              forward: { [Reference.gramDiversityForward(input: $0, n: 3, c: 4, p: 6)] },
+              backward: { Reference.gramDiversityBackward(input: gram, n: 3, c: 4, p: 6, outputGrad: $0[0]) })
         let m = imageNetColorDecorrelation.map(Double.init), colorShape: Shape = [2, 3, 3, 2]
         let z = (0..<colorShape.count).map { _ in Double.random(in: -2...2) }
         let y = Reference.colorSigmoidForward(matrix: m, input: z, shape: colorShape)

@@ -157,6 +157,15 @@ final class CLITests: XCTestCase {
         let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("am.json"))) as! [String: Any]
         XCTAssertEqual(summary["steps"] as? Int, 4)
         XCTAssertEqual((summary["final_objective"] as? [Double])?.count, 3)
+        let copies = try loupe(["maximize", model, "--units", "conv2:1", "--copies", "3", "--diversity", "0.5", "--diversity-layer", "relu2",
+                                "--steps", "4", "--out", "copies", "--json", "copies.json", "--device", "opencl:0"])
+        XCTAssertEqual(copies.code, 0, copies.err)
+        for f in ["copies/conv2.unit1.copy0.png", "copies/conv2.unit1.copy2.png", "copies/conv2.grid.png"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent(f).path), f)
+        }
+        let diverse = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("copies.json"))) as! [String: Any]
+        XCTAssertEqual((diverse["final_objective"] as? [Double])?.count, 3)
+        XCTAssertTrue((0...2).contains(diverse["diversity"] as? Double ?? -1), "\(diverse)")
         let again = try loupe(["maximize", model, "--units", "conv2:0-2", "--steps", "4", "--out", "am", "--device", "opencl:0"])
         XCTAssertEqual(again.code, 2)
         XCTAssertTrue(again.err.contains("exists"), again.err)
@@ -164,6 +173,8 @@ final class CLITests: XCTestCase {
             (["maximize", model, "--units", "conv9:0"], "conv9"),
             (["maximize", model, "--units", "conv2:40"], "out of range"),
             (["maximize", model, "--units", "conv2:0-3+fc:0-1"], "different lengths"),
+            (["maximize", model, "--units", "conv2:1", "--diversity", "1"], "--copies"),
+            (["maximize", model, "--units", "conv2:1", "--copies", "2", "--diversity", "1", "--diversity-layer", "relu7"], "relu7"),
             (["invert", model, "missing.png", "--layer", "conv1"], "missing.png"),
         ]
         for (args, needle) in cases {

@@ -118,6 +118,35 @@ final class SynthesisTests: XCTestCase {
         XCTAssertEqual(be.hostReads, before + 2 * reports + 1)
     }
 
+    /// Lucid's diversity term: four images of one unit from different starts. With the term, the
+    /// Gram-matrix cosines between the images' features (measured by an independent forward pass
+    /// of the final images) fall well below the plain run's, and the unit stays strongly driven.
+    func testDiversityPushesTheBatchApart() throws {
+        let be = try device()
+        let g = try model("fashioncnn")
+        let s = try Synthesizer(graph: g, backend: be)
+        var o = Self.classOptions(steps: 48)
+        o.seed = 4
+        let terms = Array(repeating: [ObjectiveTerm(layer: "conv2", .channelMean(5))], count: 4)
+        let plain = try s.maximize(terms, options: o)
+        o.diversityWeight = 0.5
+        o.diversityLayer = "relu2"
+        let diverse = try s.maximize(terms, options: o)
+        let exec = try Executor(g.withBatch(4), on: be)
+        let relu2 = exec.graph.value(named: "relu2")!
+        func measured(_ r: SynthesisResult) throws -> Float {
+            let pass = try exec.forward([exec.graph.inputs[0]: be.tensor(r.images.values, shape: r.images.shape)], retaining: [relu2], until: relu2)
+            return try be.read(be.gramDiversity(pass[relu2]!))[0]
+        }
+        let (dPlain, dDiverse) = (try measured(plain), try measured(diverse))
+        let (oPlain, oDiverse) = (plain.objectives.reduce(0, +) / 4, diverse.objectives.reduce(0, +) / 4)
+        print("diversity D (max 3): plain \(dPlain), with the term \(dDiverse); objective \(oPlain) vs \(oDiverse)")
+        XCTAssertNotNil(diverse.diversity)
+        XCTAssertNil(plain.diversity)
+        XCTAssertLessThan(dDiverse, dPlain - 0.3, "D: plain \(dPlain), diverse \(dDiverse)")
+        XCTAssertGreaterThan(oDiverse, 0.5 * oPlain, "objective: plain \(oPlain), diverse \(oDiverse)")
+    }
+
     func testBadObjectivesAreRefusedByName() throws {
         let s = try Synthesizer(graph: model("fashioncnn"), backend: ReferenceBackend())
         XCTAssertThrowsError(try s.check(ObjectiveTerm(layer: "conv9", .channelMean(0)))) { XCTAssertTrue("\($0)".contains("conv9"), "\($0)") }

@@ -150,9 +150,70 @@ extension Reference {
             }
         }
     }
+
+    // MARK: Gram diversity
+
+    /// The Gram matrices `G_n[r, s] = sum_p A[n, r, p] A[n, s, p]` of `[N, C, P]` features, their
+    /// pairwise dot products `dots[i * N + j] = <G_i, G_j>` and norms `max(sqrt(dots[i, i]), 1e-5)`.
+    static func grams(_ a: [Double], n: Int, c: Int, p: Int) -> (g: [Double], dots: [Double], norms: [Double]) {
+        var g = [Double](repeating: 0, count: n * c * c)
+        for b in 0..<n {
+            for r in 0..<c {
+                for s in 0..<c { g[(b * c + r) * c + s] = (0..<p).reduce(0.0) { $0 + a[(b * c + r) * p + $1] * a[(b * c + s) * p + $1] } }
+            }
+        }
+        let cc = c * c
+        var dots = [Double](repeating: 0, count: n * n)
+        for i in 0..<n { for j in 0..<n { dots[i * n + j] = (0..<cc).reduce(0.0) { $0 + g[i * cc + $1] * g[j * cc + $1] } } }
+        let norms = (0..<n).map { max(dots[$0 * n + $0], 1e-10).squareRoot() }
+        return (g, dots, norms)
+    }
+
+    /// `D = (1 / N) sum_{i != j} <G_i, G_j> / (|G_i| |G_j|)`.
+    public static func gramDiversityForward(input: [Double], n: Int, c: Int, p: Int) -> Double {
+        let (_, dots, norms) = grams(input, n: n, c: c, p: p)
+        var d = 0.0
+        for i in 0..<n { for j in 0..<n where j != i { d += dots[i * n + j] / (norms[i] * norms[j]) } }
+        return d / Double(n)
+    }
+
+    /// With `S = sum_m g_m`: `dD/dg_n = (2 / N)(S - g_n)`; through the normalization
+    /// `dD/dG_n = (2 / N)(S - <S, g_n> g_n) / |G_n|` (where the norm is clamped, just `/ |G_n|`);
+    /// through `G_n = A_n A_n^T`, `dD/dA_n = 2 (dD/dG_n) A_n`.
+    public static func gramDiversityBackward(input a: [Double], n: Int, c: Int, p: Int, outputGrad: Double) -> [Double] {
+        let (g, dots, norms) = grams(a, n: n, c: c, p: p)
+        let cc = c * c
+        var sum = [Double](repeating: 0, count: cc)
+        for m in 0..<n { for k in 0..<cc { sum[k] += g[m * cc + k] / norms[m] } }
+        var da = [Double](repeating: 0, count: a.count)
+        for b in 0..<n {
+            let clamped = dots[b * n + b] <= 1e-10
+            let cosines = clamped ? 1 : (0..<n).reduce(0.0) { $0 + dots[b * n + $1] / (norms[b] * norms[$1]) }
+            let u = (0..<cc).map { k in 2 * outputGrad / Double(n) / norms[b] * (sum[k] - cosines * g[b * cc + k] / norms[b]) }
+            for r in 0..<c {
+                for q in 0..<p { da[(b * c + r) * p + q] = 2 * (0..<c).reduce(0.0) { $0 + u[r * c + $1] * a[(b * c + $1) * p + q] } }
+            }
+        }
+        return da
+    }
 }
 
 extension ReferenceBackend {
+    private func gramLayout(_ t: Tensor) -> (n: Int, c: Int, p: Int) {
+        (t.shape[0], t.shape[1], t.shape.rank == 4 ? t.shape[2] * t.shape[3] : 1)
+    }
+
+    public func gramDiversityForward(input: Tensor, output: Tensor) throws {
+        let (n, c, p) = gramLayout(input)
+        try store([Reference.gramDiversityForward(input: doubles(input, "gramDiversity"), n: n, c: c, p: p)], into: output, "gramDiversity")
+    }
+
+    public func gramDiversityBackward(input: Tensor, outputGrad: Tensor, inputGrad: Tensor) throws {
+        let name = "gramDiversityBackward", (n, c, p) = gramLayout(input)
+        try store(Reference.gramDiversityBackward(input: doubles(input, name), n: n, c: c, p: p, outputGrad: doubles(outputGrad, name)[0]),
+                  into: inputGrad, name)
+    }
+
     public func randomRollForward(_ op: RandomRoll, _ draw: RandomDraw, inverse: Bool, input: Tensor, output: Tensor) throws {
         try store(Reference.randomRoll(op, draw, inverse: inverse, input: doubles(input, "randomRoll"), shape: input.shape), into: output, "randomRoll")
     }

@@ -54,6 +54,11 @@ public struct SynthesisOptions: Sendable {
     public var initialGray: Float = 0.5, initialNoise: Float = 0.1
     /// Start from these images (`[N, C, H, W]` in [0, 1], pixels only) instead of noise.
     public var start: HostTensor?
+    /// Lucid's diversity term: maximization subtracts `diversityWeight * D` of the batch's Gram
+    /// matrices at `diversityLayer` (default: the first objective term's layer), pushing the
+    /// images apart. 0 (or a batch of one): off.
+    public var diversityWeight: Float = 0
+    public var diversityLayer: String?
     public init() {}
 }
 
@@ -70,6 +75,8 @@ public struct SynthesisResult: Sendable {
     /// `(step, mean objective)` at each report step.
     public let history: [(step: Int, objective: Float)]
     public let steps: Int, seconds: Double
+    /// The batch's diversity `D` (see `Backend.gramDiversity`) at the last report, when the run had the term.
+    public var diversity: Float? = nil
     public var stepsPerSecond: Double { seconds > 0 ? Double(steps) / seconds : 0 }
 }
 
@@ -137,6 +144,14 @@ public final class Synthesizer {
         let n = terms.count
         let g = try graph.withBatch(n)
         let layers = Set(terms.joined().map(\.layer)).sorted().map { g.value(named: $0)! }
+        // The diversity term's layer and its constant gradient seed (the loss adds +w D).
+        var diversity: (layer: ValueID, seed: Tensor)?
+        if options.diversityWeight != 0 && n > 1 {
+            let name = options.diversityLayer ?? terms[0][0].layer
+            _ = try layer(name)
+            diversity = (g.value(named: name)!, try backend.full([1], value: options.diversityWeight))
+        }
+        var lastDiversity: Float?
         // Linear terms: one constant cotangent per layer, uploaded once; the objective is <seed, A>.
         var linear: [ValueID: [Float]] = [:]
         var l2Weights: [ValueID: [Float]] = [:]
@@ -161,6 +176,7 @@ public final class Synthesizer {
         var l2Scale: [ValueID: Tensor] = [:]
         for (v, weights) in l2Weights { l2Scale[v] = try backend.tensor(weights.map { -$0 }, shape: [n]) }
         let objective: (Executor.Pass) throws -> [Float] = { pass in
+            if let d = diversity { lastDiversity = try self.backend.read(self.backend.gramDiversity(pass[d.layer]!))[0] }
             var total = [Float](repeating: 0, count: n)
             for v in layers {
                 let a = try self.backend.read(pass[v]!), per = a.count / n
@@ -172,14 +188,21 @@ public final class Synthesizer {
             }
             return total
         }
-        return try optimize(graph: g, layers: layers, options: options, lossSign: -1, objective: objective) { pass in
+        let retained = diversity.map { d in layers.contains(d.layer) ? layers : layers + [d.layer] } ?? layers
+        var result = try optimize(graph: g, layers: retained, options: options, lossSign: -1, objective: objective) { pass in
             var cotangents = deviceSeeds
             for (v, scale) in l2Scale {
                 let term = try self.perImageScaled(pass[v]!, scale)
                 cotangents[v] = try cotangents[v].map { try self.backend.add($0, term) } ?? term
             }
+            if let d = diversity {
+                let term = try self.backend.gramDiversityBackward(d.seed, input: pass[d.layer]!)
+                cotangents[d.layer] = try cotangents[d.layer].map { try self.backend.add($0, term) } ?? term
+            }
             return cotangents
         } progress: { progress?($0) }
+        result.diversity = lastDiversity
+        return result
     }
 
     // MARK: Inversion
