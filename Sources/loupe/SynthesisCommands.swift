@@ -10,7 +10,10 @@ struct SynthesisArguments: ParsableArguments {
     @Option(help: "Optimization steps.") var steps: Int = 256
     @Option(help: "adam or sgd (with momentum 0.9).") var optimizer: String = "adam"
     @Option(help: "Learning rate.") var lr: Float = 0.05
-    @Option(help: "Image parameterization: fourier (Lucid's, decorrelated colour, sigmoid) or pixels.") var param: String?
+    @Option(help: "Image parameterization: fourier (Lucid's, decorrelated colour, sigmoid), pixels, or pca (a linear prior fitted to --prior's images).") var param: String?
+    @Option(help: "--param pca: the example images, fashion-mnist (its training split) or a folder of PNG/JPEG images.") var prior: String?
+    @Option(help: "--param pca: principal components kept.") var components: Int = 32
+    @Option(help: "--param pca: use at most this many example images.") var priorCount: Int = 6000
     @Option(help: "Fourier spectrum decay: amplitudes scale as 1/f^decay.") var decay: Float = 1
     @Option(help: "Jitter: random roll by up to this many pixels per step (0: none).") var jitter: Int?
     @Option(help: "Random scale range per step, LO-HI (e.g. 0.95-1.05), or none.") var scale: String?
@@ -46,8 +49,8 @@ struct SynthesisArguments: ParsableArguments {
         }
         switch param ?? (fourierDefault ? "fourier" : "pixels") {
         case "fourier": o.parameterization = .fourier(decay: decay)
-        case "pixels": o.parameterization = .pixels
-        case let other: throw GraphError("unknown --param '\(other)': fourier or pixels")
+        case "pixels", "pca": o.parameterization = .pixels  // pca: fitPrior sets the prior
+        case let other: throw GraphError("unknown --param '\(other)': fourier, pixels or pca")
         }
         o.jitter = jitter ?? (fourierDefault ? 2 : 0)
         guard o.jitter >= 0 else { throw GraphError("--jitter must not be negative, got \(o.jitter)") }
@@ -75,6 +78,41 @@ struct SynthesisArguments: ParsableArguments {
         case let other: throw GraphError("unknown --normalize '\(other)': unit or imagenet")
         }
         return o
+    }
+
+    /// For `--param pca`: fits the prior to `--prior`'s images on `backend` and sets it.
+    func fitPrior(into o: inout SynthesisOptions, backend: Backend, imageShape: (c: Int, h: Int, w: Int)) throws {
+        guard param == "pca" else {
+            if prior != nil { throw GraphError("--prior needs --param pca") }
+            return
+        }
+        guard let prior else { throw GraphError("--param pca needs --prior fashion-mnist or --prior DIR (a folder of example images)") }
+        guard priorCount >= 2 else { throw GraphError("--prior-count must be at least 2, got \(priorCount)") }
+        let (c, h, w) = imageShape
+        var values: [Float] = []
+        var m = 0
+        if prior == "fashion-mnist" {
+            guard (c, h, w) == (1, 28, 28) else { throw GraphError("--prior fashion-mnist gives 1x28x28 images; the model takes \(c)x\(h)x\(w)") }
+            let data = try FashionMNIST(split: .train)
+            m = min(priorCount, data.count)
+            values = data.batch(Array(0..<m)).images
+        } else {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: prior, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw GraphError("--prior '\(prior)' is neither fashion-mnist nor a folder of images")
+            }
+            let files = try FileManager.default.contentsOfDirectory(atPath: prior)
+                .filter { ["png", "jpg", "jpeg"].contains(($0 as NSString).pathExtension.lowercased()) }.sorted().prefix(priorCount)
+            for f in files {
+                let path = (prior as NSString).appendingPathComponent(f)
+                values += try readImage(path).resized(width: w, height: h).tensor(channels: c, normalization: .unit).values
+            }
+            m = files.count
+            guard m >= 2 else { throw GraphError("--prior '\(prior)' holds \(m) PNG/JPEG images; the PCA prior needs at least 2") }
+        }
+        printError("loupe: fitting a \(components)-component PCA prior to \(m) images of \(prior)")
+        let fitted = try PCAPrior.fit(images: HostTensor(shape: [m, c, h, w], values: values), components: components, backend: backend)
+        o.parameterization = .pca(fitted)
     }
 
     func backend() throws -> Backend {
@@ -159,6 +197,7 @@ struct Maximize: ParsableCommand {
             let synthesizer = try Synthesizer(graph: graph, backend: backend)
             let (c, h, w) = synthesizer.imageShape
             var options = try synthesis.options(channels: c, fourierDefault: start == nil)
+            try synthesis.fitPrior(into: &options, backend: backend, imageShape: (c, h, w))
             guard copies >= 1, copies <= 256 else { throw GraphError("--copies must lie in 1...256, got \(copies)") }
             guard diversity >= 0 else { throw GraphError("--diversity must not be negative, got \(diversity)") }
             let (single, layer, unitChannels) = try objective(synthesizer)
@@ -269,6 +308,7 @@ struct Invert: ParsableCommand {
             for l in layers { _ = try synthesizer.layer(l) }
             let (c, h, w) = synthesizer.imageShape
             var options = try synthesis.options(channels: c, fourierDefault: false)
+            try synthesis.fitPrior(into: &options, backend: backend, imageShape: (c, h, w))
             options.alpha = alpha
             options.alphaNormWeight = alphaWeight
             if synthesis.tv == nil { options.totalVariationWeight = 1e-4 }

@@ -147,6 +147,72 @@ final class SynthesisTests: XCTestCase {
         XCTAssertGreaterThan(oDiverse, 0.5 * oPlain, "objective: plain \(oPlain), diverse \(oDiverse)")
     }
 
+    /// Images `mean + 3 a u1 + b u2 + small noise` (a, b standard normal, u1 and u2 orthonormal):
+    /// the fitted prior's two components are u1 and u2 (up to sign) with sigmas 3 and 1.
+    func testPCAPriorRecoversAPlantedSubspace() throws {
+        let d = 16, m = 600
+        var u1 = (0..<d).map { Float(sin(Double($0) * 0.7)) }, u2 = (0..<d).map { Float(cos(Double($0) * 1.9)) }
+        let n1 = u1.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        u1 = u1.map { $0 / n1 }
+        let dot = zip(u1, u2).reduce(0) { $0 + $1.0 * $1.1 }
+        u2 = zip(u2, u1).map { $0 - dot * $1 }
+        let n2 = u2.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        u2 = u2.map { $0 / n2 }
+        var rng = SystemRandomNumberGenerator()
+        func normal() -> Float {
+            let (a, b) = (Float.random(in: 1e-7...1, using: &rng), Float.random(in: 0...1, using: &rng))
+            return (-2 * log(a)).squareRoot() * cos(2 * .pi * b)
+        }
+        var values: [Float] = []
+        for _ in 0..<m {
+            let (a, b) = (normal(), normal())
+            values += (0..<d).map { 0.5 + 3 * a * u1[$0] + b * u2[$0] + 0.01 * normal() }
+        }
+        let prior = try PCAPrior.fit(images: HostTensor(shape: [m, 1, 4, 4], values: values), components: 2, backend: device())
+        XCTAssertEqual(prior.sigmas[0], 3, accuracy: 0.3)
+        XCTAssertEqual(prior.sigmas[1], 1, accuracy: 0.12)
+        for (j, u) in [u1, u2].enumerated() {
+            let column = (0..<d).map { prior.basis[$0 * 2 + j] / prior.sigmas[j] }
+            XCTAssertGreaterThan(abs(zip(column, u).reduce(0) { $0 + $1.0 * $1.1 }), 0.99, "component \(j)")
+        }
+        XCTAssertEqual(prior.mean.reduce(0, +) / Float(d), 0.5, accuracy: 0.05)
+    }
+
+    /// Through a PCA prior fitted to training images, each class visualization of fashioncnn is
+    /// one the model is sure of (p > 0.9) and one gapnet, trained separately with another
+    /// architecture, also assigns to the class: a machine stand-in for "recognizable", which the
+    /// Fourier images (confident for fashioncnn, but not garments) mostly fail.
+    func testPCAClassVisualizationsAreRecognizedByAnotherModel() throws {
+        let be = try device()
+        let (g, other) = (try model("fashioncnn"), try model("gapnet"))
+        let data = try FashionMNIST(split: .train)
+        let examples = try HostTensor(shape: [2000, 1, 28, 28], values: data.batch(Array(0..<2000)).images)
+        var o = SynthesisOptions()
+        o.parameterization = .pca(try PCAPrior.fit(images: examples, components: 32, backend: be))
+        (o.steps, o.jitter, o.affine, o.l2Decay) = (128, 0, nil, 0.01)
+        let terms = (0..<10).map { [ObjectiveTerm(layer: "fc", .channelMean($0))] }
+        let pca = try Synthesizer(graph: g, backend: be).maximize(terms, options: o)
+        let fourier = try Synthesizer(graph: g, backend: be).maximize(terms, options: Self.classOptions(steps: 128))
+        func probabilities(_ model: Graph, _ r: SynthesisResult) throws -> [[Float]] {
+            let exec = try Executor(model.withBatch(10), on: be)
+            let logits = try be.read(exec.forward([exec.graph.inputs[0]: be.tensor(r.images.values, shape: [10, 1, 28, 28])]).values[exec.graph.outputs[0]]!)
+            return (0..<10).map { k in
+                let row = Array(logits[(k * 10)..<((k + 1) * 10)]), top = row.max()!
+                let e = row.map { exp($0 - top) }, sum = e.reduce(0, +)
+                return e.map { $0 / sum }
+            }
+        }
+        let own = try probabilities(g, pca)
+        for k in 0..<10 { XCTAssertGreaterThan(own[k][k], 0.9, "fashioncnn on its \(FashionMNIST.names[k])") }
+        func agreed(_ r: SynthesisResult) throws -> Int {
+            try probabilities(other, r).enumerated().filter { k, p in p.firstIndex(of: p.max()!) == k }.count
+        }
+        let (pcaAgreed, fourierAgreed) = (try agreed(pca), try agreed(fourier))
+        print("gapnet recognizes \(pcaAgreed)/10 PCA-prior class images and \(fourierAgreed)/10 Fourier ones")
+        XCTAssertGreaterThanOrEqual(pcaAgreed, 8)
+        XCTAssertGreaterThan(pcaAgreed, fourierAgreed)
+    }
+
     func testBadObjectivesAreRefusedByName() throws {
         let s = try Synthesizer(graph: model("fashioncnn"), backend: ReferenceBackend())
         XCTAssertThrowsError(try s.check(ObjectiveTerm(layer: "conv9", .channelMean(0)))) { XCTAssertTrue("\($0)".contains("conv9"), "\($0)") }

@@ -15,11 +15,14 @@ public struct ObjectiveTerm: Hashable, Sendable {
     public init(layer: String, _ kind: Kind, weight: Float = 1) { self.layer = layer; self.kind = kind; self.weight = weight }
 }
 
-/// How the image is parameterized: pixels in [0, 1], or Lucid's Fourier spectrum with 1/f^decay
-/// scaling, colour decorrelation (3 channels) and a sigmoid.
+/// How the image is parameterized: pixels in [0, 1]; Lucid's Fourier spectrum with 1/f^decay
+/// scaling, colour decorrelation (3 channels) and a sigmoid; or the coefficients `z` of a PCA
+/// prior learned from example images, `clamp(mean + basis z, 0, 1)` (L2 decay on `z` is the
+/// prior's Gaussian).
 public enum ImageParameterization: Hashable, Sendable {
     case pixels
     case fourier(decay: Float)
+    case pca(PCAPrior)
 }
 
 public enum SynthesisOptimizer: Hashable, Sendable {
@@ -39,8 +42,8 @@ public struct SynthesisOptions: Sendable {
     public var totalVariationWeight: Float = 0, totalVariationBeta: Float = 2
     /// Mahendran & Vedaldi's `lambda_alpha ||x||_alpha^alpha` on the model input.
     public var alphaNormWeight: Float = 0, alpha: Float = 6
-    /// Pixels only: `x <- (1 - l2Decay) x` after each step, a Gaussian blur every `blurEvery`
-    /// steps (0: never), and clipping to [0, 1].
+    /// Pixels and PCA coefficients: `x <- (1 - l2Decay) x` after each step. Pixels only: a Gaussian
+    /// blur every `blurEvery` steps (0: never), and clipping to [0, 1].
     public var l2Decay: Float = 0, blurEvery = 0, blurSigma: Float = 0.5
     /// Runs with the same seed (and streams) draw the same initial images and transforms.
     public var seed = 0
@@ -50,7 +53,8 @@ public struct SynthesisOptions: Sendable {
     public var reportEvery = 16
     /// Per-channel mean and std between the [0, 1] image and the model input.
     public var mean: [Float] = [0], std: [Float] = [1]
-    /// Pixels only: the noise start is `initialGray + initialNoise * N(0, 1)`, clipped to [0, 1].
+    /// Pixels: the noise start is `initialGray + initialNoise * N(0, 1)`, clipped to [0, 1]. PCA:
+    /// the coefficients start at `initialNoise * N(0, 1)`, near the examples' mean image.
     public var initialGray: Float = 0.5, initialNoise: Float = 0.1
     /// Start from these images (`[N, C, H, W]` in [0, 1], pixels only) instead of noise.
     public var start: HostTensor?
@@ -281,7 +285,14 @@ public final class Synthesizer {
         let fourier: FourierImage?
         let param: Tensor
         var colorMatrix: Tensor?
+        var pca: (basis: Tensor, mean: Tensor, k: Int)?
         switch o.parameterization {
+        case .pca(let prior):
+            guard o.start == nil else { throw SynthesisError("a start image needs the pixel parameterization") }
+            guard prior.imageShape == [c, h, w] else { throw SynthesisError("the PCA prior's images are \(prior.imageShape), the model takes [\(c), \(h), \(w)]") }
+            fourier = nil
+            pca = (try be.tensor(prior.basis, shape: [c * h * w, prior.components]), try be.tensor(prior.mean, shape: [c * h * w]), prior.components)
+            param = try be.tensor(initialValues(count: n * prior.components, n: n, o) { o.initialNoise * $0 }, shape: [n, prior.components])
         case .pixels:
             fourier = nil
             if let start = o.start {
@@ -303,7 +314,14 @@ public final class Synthesizer {
         let alphaSeed = try be.full([n], value: o.alphaNormWeight)
         let roll = RandomRoll(maxShift: o.jitter)
 
+        // The PCA image before its clamp (the clamp's backward needs it).
+        var unclamped: Tensor?
         func image() throws -> Tensor {
+            if let pca {
+                let x = try be.linear(param, weight: pca.basis, bias: pca.mean).reshaped(to: shape)
+                unclamped = x
+                return try be.clamp(x, min: 0, max: 1)
+            }
             guard let fourier else { return param }
             return try be.colorSigmoid(be.fourierImage(param, fourier), matrix: colorMatrix!)
         }
@@ -340,11 +358,16 @@ public final class Synthesizer {
             if let fourier {
                 grad = try be.fourierImageBackward(be.colorSigmoidBackward(grad, output: x01, matrix: colorMatrix!), fourier)
             }
+            if let pca {
+                let dx = try be.clampBackward(grad, input: unclamped!, min: 0, max: 1)
+                grad = try be.linearBackwardData(dx.reshaped(to: [n, c * h * w]), weight: pca.basis)
+            }
             switch o.optimizer {
             case .adam(let lr): try be.step(Adam(learningRate: lr), step: step, parameter: param, gradient: grad, firstMoment: m1, secondMoment: m2)
             case .sgd(let lr, let momentum): try be.step(SGDMomentum(learningRate: lr, momentum: momentum), parameter: param, gradient: grad, velocity: m1)
             }
-            if fourier == nil {
+            if pca != nil, o.l2Decay > 0 { try be.axpby(alpha: 1 - o.l2Decay, param, beta: 0, param, output: param) }
+            if fourier == nil && pca == nil {
                 if o.l2Decay > 0 { try be.axpby(alpha: 1 - o.l2Decay, param, beta: 0, param, output: param) }
                 if o.blurEvery > 0 && step % o.blurEvery == 0 {
                     let blurred = try be.gaussianBlur(param, GaussianBlur(sigma: o.blurSigma))
