@@ -176,6 +176,13 @@ final class SynthesisTests: XCTestCase {
             XCTAssertGreaterThan(abs(zip(column, u).reduce(0) { $0 + $1.0 * $1.1 }), 0.99, "component \(j)")
         }
         XCTAssertEqual(prior.mean.reduce(0, +) / Float(d), 0.5, accuracy: 0.05)
+        // The Rayleigh-Ritz step's Jacobi solver on a closed form: [[2, 1, 0], [1, 2, 0], [0, 0, 5]]
+        // has eigenvalues 1, 3, 5 with (1, -1, 0) / sqrt 2 for 1.
+        let (eigenvalues, vectors) = PCAPrior.symmetricEigen([2, 1, 0, 1, 2, 0, 0, 0, 5], size: 3)
+        XCTAssertEqual(eigenvalues.sorted().map { ($0 * 1e9).rounded() / 1e9 }, [1, 3, 5])
+        let one = eigenvalues.firstIndex { abs($0 - 1) < 1e-9 }!
+        XCTAssertEqual(abs(vectors[0 * 3 + one] - vectors[1 * 3 + one]), 2.0.squareRoot(), accuracy: 1e-9)
+        XCTAssertEqual(vectors[2 * 3 + one], 0, accuracy: 1e-9)
     }
 
     /// Through a PCA prior fitted to training images, each class visualization of fashioncnn is

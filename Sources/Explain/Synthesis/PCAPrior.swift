@@ -27,10 +27,11 @@ public struct PCAPrior: Sendable, Hashable {
         (self.imageShape, self.mean, self.basis, self.sigmas) = (imageShape, mean, basis, sigmas)
     }
 
-    /// Fits the prior to `images` (`[M, C, H, W]`, values in [0, 1]): the mean, the covariance
-    /// `X^T X / (M - 1)` of the centred images formed on the device (one `linear`), and its top
-    /// `components` eigenvectors by subspace iteration (`iterations` products `C Q` on the device,
-    /// Gram-Schmidt on the host), ordered by the Rayleigh quotients `q^T C q`.
+    /// Fits the prior to `images` (`[M, C, H, W]`, values in [0, 1]): the mean and the top
+    /// `components` eigenvectors of the centred images' covariance `X^T X / (M - 1)` by subspace
+    /// iteration (`iterations` products with the covariance, each two `linear`s on the device;
+    /// Gram-Schmidt on the host), ordered by the Rayleigh quotients `q^T C q`. Memory: the images
+    /// twice on the device, never the `[d, d]` covariance.
     public static func fit(images: HostTensor, components k: Int, backend be: Backend, iterations: Int = 40) throws -> PCAPrior {
         guard images.shape.rank == 4 else { throw SynthesisError("PCA prior: images must be [M, C, H, W], got \(images.shape)") }
         let m = images.shape[0], d = images.values.count / max(m, 1)
@@ -39,30 +40,46 @@ public struct PCAPrior: Sendable, Hashable {
         var mean = [Double](repeating: 0, count: d)
         for i in 0..<m { for p in 0..<d { mean[p] += Double(images.values[i * d + p]) } }
         mean = mean.map { $0 / Double(m) }
-        // X^T as [d, m] (centred); covariance = linear(X^T, weight: X^T) / (m - 1) = [d, d].
+        // The centred images X [m, d] and X^T [d, m] on the device; C Q^T = X^T X Q^T / (m - 1) is two
+        // `linear` products, Q X^T [k, m] then (Q X^T) X [k, d], so C itself ([d, d]) is never formed.
+        var centred = images.values
+        for i in 0..<m { for p in 0..<d { centred[i * d + p] -= Float(mean[p]) } }
         var xt = [Float](repeating: 0, count: d * m)
-        for i in 0..<m { for p in 0..<d { xt[p * m + i] = images.values[i * d + p] - Float(mean[p]) } }
-        let xtDevice = try be.tensor(xt, shape: [d, m])
-        let product = try be.linear(xtDevice, weight: xtDevice)
-        let covariance = try be.axpby(alpha: 1 / Float(m - 1), product, beta: 0, product)
-        // Subspace iteration: Q [k, d] rows; Q C = (C Q^T)^T since C is symmetric.
-        var q = (0..<(k * d)).map { j in Float(sin(Double(j) * 12.9898 + 78.233) * 43758.5453).truncatingRemainder(dividingBy: 1) }
-        orthonormalize(&q, rows: k, length: d)
+        for i in 0..<m { for p in 0..<d { xt[p * m + i] = centred[i * d + p] } }
+        let x = try be.tensor(centred, shape: [m, d]), xT = try be.tensor(xt, shape: [d, m])
+        func timesCovariance(_ q: [Float], rows: Int) throws -> [Float] {
+            try be.read(be.linear(be.linear(be.tensor(q, shape: [rows, d]), weight: x), weight: xT)).map { $0 / Float(m - 1) }
+        }
+        // Subspace iteration on the rows of Q [r, d], r = k plus a few more for faster convergence,
+        // then Rayleigh-Ritz: the eigenvectors of Q C Q^T rotate Q onto the top eigenvectors.
+        let r = min(k + 8, d, m - 1)
+        var q = (0..<(r * d)).map { j in Float(sin(Double(j) * 12.9898 + 78.233) * 43758.5453).truncatingRemainder(dividingBy: 1) }
+        orthonormalize(&q, rows: r, length: d)
         for _ in 0..<iterations {
-            q = try be.read(be.linear(be.tensor(q, shape: [k, d]), weight: covariance))
-            orthonormalize(&q, rows: k, length: d)
+            q = try timesCovariance(q, rows: r)
+            orthonormalize(&q, rows: r, length: d)
         }
-        let cq = try be.read(be.linear(be.tensor(q, shape: [k, d]), weight: covariance))
-        var variances = [Double](repeating: 0, count: k)
-        for r in 0..<k {
-            var v = 0.0
-            for p in 0..<d { v += Double(q[r * d + p]) * Double(cq[r * d + p]) }
-            variances[r] = max(0, v)
+        let cq = try timesCovariance(q, rows: r)
+        var small = [Double](repeating: 0, count: r * r)
+        for i in 0..<r {
+            for j in 0..<r {
+                var v = 0.0
+                for p in 0..<d { v += Double(q[i * d + p]) * Double(cq[j * d + p]) }
+                small[i * r + j] = v
+            }
         }
-        let order = (0..<k).sorted { variances[$0] > variances[$1] }
-        let sigmas = order.map { Float(variances[$0].squareRoot()) }
+        for i in 0..<r { for j in 0..<i { (small[i * r + j], small[j * r + i]) = ((small[i * r + j] + small[j * r + i]) / 2, (small[i * r + j] + small[j * r + i]) / 2) } }
+        let (values, vectors) = symmetricEigen(small, size: r)
+        let order = (0..<r).sorted { values[$0] > values[$1] }.prefix(k)
+        let sigmas = order.map { Float(max(0, values[$0]).squareRoot()) }
         var basis = [Float](repeating: 0, count: d * k)
-        for (j, r) in order.enumerated() { for p in 0..<d { basis[p * k + j] = sigmas[j] * q[r * d + p] } }
+        for (j, e) in order.enumerated() {
+            for p in 0..<d {
+                var v = 0.0
+                for i in 0..<r { v += vectors[i * r + e] * Double(q[i * d + p]) }
+                basis[p * k + j] = sigmas[j] * Float(v)
+            }
+        }
         return try PCAPrior(imageShape: Shape(Array(images.shape.dims.dropFirst())), mean: mean.map(Float.init), basis: basis, sigmas: sigmas)
     }
 
@@ -78,5 +95,40 @@ public struct PCAPrior: Sendable, Hashable {
             for p in 0..<length { v[r * length + p] /= norm }
         }
         q = v.map(Float.init)
+    }
+
+    /// Cyclic Jacobi on a symmetric `[size, size]` matrix: its eigenvalues and the eigenvectors as
+    /// the columns of `vectors`.
+    static func symmetricEigen(_ matrix: [Double], size n: Int) -> (values: [Double], vectors: [Double]) {
+        var a = matrix
+        var v = (0..<(n * n)).map { $0 % (n + 1) == 0 ? 1.0 : 0.0 }
+        for _ in 0..<100 {
+            var off = 0.0
+            for i in 0..<n { for j in 0..<n where j != i { off += a[i * n + j] * a[i * n + j] } }
+            if off < 1e-22 * max(1, (0..<n).reduce(0.0) { $0 + a[$1 * n + $1] * a[$1 * n + $1] }) { break }
+            for p in 0..<n {
+                for q in (p + 1)..<max(n, p + 1) where abs(a[p * n + q]) > 1e-300 {
+                    let theta = (a[q * n + q] - a[p * n + p]) / (2 * a[p * n + q])
+                    let t = (theta >= 0 ? 1.0 : -1.0) / (abs(theta) + (theta * theta + 1).squareRoot())
+                    let c = 1 / (t * t + 1).squareRoot(), s = t * c
+                    for k in 0..<n {
+                        let (akp, akq) = (a[k * n + p], a[k * n + q])
+                        a[k * n + p] = c * akp - s * akq
+                        a[k * n + q] = s * akp + c * akq
+                    }
+                    for k in 0..<n {
+                        let (apk, aqk) = (a[p * n + k], a[q * n + k])
+                        a[p * n + k] = c * apk - s * aqk
+                        a[q * n + k] = s * apk + c * aqk
+                    }
+                    for k in 0..<n {
+                        let (vkp, vkq) = (v[k * n + p], v[k * n + q])
+                        v[k * n + p] = c * vkp - s * vkq
+                        v[k * n + q] = s * vkp + c * vkq
+                    }
+                }
+            }
+        }
+        return ((0..<n).map { a[$0 * n + $0] }, v)
     }
 }
