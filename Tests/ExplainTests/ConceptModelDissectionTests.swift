@@ -1,0 +1,57 @@
+import CLBackend
+import Explain
+import Foundation
+import Graph
+import XCTest
+
+/// Network Dissection and Net2Vec on the shipped concept model (`Models/conceptnet.onnx`, trained
+/// to name the shape and its colour in concept scenes), on a freshly generated concept dataset of
+/// a seed no training draw used, against the same architecture with its random initial weights.
+final class ConceptModelDissectionTests: XCTestCase {
+    private static let model = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Models/conceptnet.onnx").path
+    static let shapes: Set<String> = Set(ConceptDataset.shapes)
+    static let colours: Set<String> = Set(ConceptDataset.colors.map(\.name))
+
+    /// The best IoU over the layer's units for any concept of `names`.
+    static func bestIoU(_ layer: DissectionState.Layer, _ state: DissectionState, _ data: BrodenDataset, _ names: Set<String>) -> Double {
+        (0..<layer.units).flatMap { k in
+            DissectionResults.ious(layer, unit: k, state: state, dataset: data).enumerated().filter { names.contains(data.labels[$0.offset].name) }.map(\.element)
+        }.max() ?? 0
+    }
+
+    func testTrainedModelHasColourAndShapeDetectorsAndNet2VecBeatsSingleUnits() throws {
+        let dir = NSTemporaryDirectory() + "loupe-concepts-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try ConceptDataset.generate(into: dir, count: 120, size: 64, seed: 77, garments: nil)
+        let data = try BrodenDataset(directory: dir)
+        let backend = try DissectionTests.backend()
+        let settings = DissectionSettings(layers: ["relu3", "relu4"])
+        let trainedGraph = try ModelSource.load(Self.model, batch: 20)
+        let trained = try Dissector(graph: trainedGraph, backend: backend, dataset: data, settings: settings)
+        let trainedState = try trained.runAll()
+        let randomState = try Dissector(graph: try ZooModel.conceptnet.build(batch: 20, seed: 0), backend: backend, dataset: data,
+                                        settings: settings).runAll()
+        let results = try DissectionResults(state: trainedState, dataset: data)
+        let detectors = results.units.filter(\.isDetector)
+        XCTAssertTrue(detectors.contains { Self.colours.contains($0.concept) }, "a colour detector with IoU > 0.04")
+        XCTAssertTrue(detectors.contains { Self.shapes.contains($0.concept) }, "a shape detector with IoU > 0.04")
+        // Shapes come from training: the trained relu4's best shape IoU against the random net's.
+        let l = 1
+        let trainedShape = Self.bestIoU(trainedState.layers[l], trainedState, data, Self.shapes)
+        let randomShape = Self.bestIoU(randomState.layers[l], randomState, data, Self.shapes)
+        print("relu4 best shape IoU: trained \(trainedShape), random \(randomShape); colour: trained \(Self.bestIoU(trainedState.layers[l], trainedState, data, Self.colours)), random \(Self.bestIoU(randomState.layers[l], randomState, data, Self.colours))")
+        XCTAssertGreaterThan(trainedShape, 0.04)
+        XCTAssertGreaterThan(trainedShape, randomShape + 0.02)
+
+        // Net2Vec on relu4: for every shape and every colour, the learned combination beats the best single unit on held-out images.
+        var n2v = Net2VecSettings()
+        n2v.epochs = 6
+        let fitted = try Net2Vec(dissector: trained, state: trainedState, settings: n2v).run().filter { $0.layer == "relu4" }
+        print(Net2VecResult.table(fitted))
+        XCTAssertTrue(Self.shapes.isSubset(of: Set(fitted.map(\.concept))), "every shape is fitted")
+        for r in fitted where Self.shapes.contains(r.concept) || Self.colours.contains(r.concept) {
+            XCTAssertGreaterThanOrEqual(r.net2vecIoU, r.unitIoU, "\(r.concept)")
+        }
+    }
+}
