@@ -1,8 +1,8 @@
-import Foundation
-
 // Network Dissection's reductions in plain Swift (contract in `Dissection.swift`). Counts are exact
 // integers. The bilinear sample is computed in float32 in the kernel's order, not in Double: the
 // threshold `S >= T` is discontinuous, and only the same rounding gives the same masks.
+
+import Foundation
 
 extension ReferenceBackend: DissectionBackend {
     private func storage(_ t: Tensor, _ op: String) throws -> HostStorage {

@@ -9,7 +9,9 @@ import Graph
 ///
 /// - Concepts: the labels that occur in pixel masks (not image-level labels such as textures) in at
 ///   least `minImages` training images, `conceptsPerPass` at a time.
-/// - Training: the dataset's `train` images, the layer's maps computed once and kept on the device;
+/// - Training: the dataset's `train` images, the layers' maps of every image computed once and kept
+///   on the device (memory: all images' maps of the dissected layers; a subset of a large dataset
+///   is the way to fit a small device);
 ///   `epochs` passes of Adam over mini-batches (the dissector's batch, in order) minimizing the
 ///   per-pixel BCE of METHODS.md with positives weighted by `alpha = 1 - f` and negatives by `f`,
 ///   `f` the fraction of annotated training pixels that carry the concept (the paper's balancing),
@@ -36,7 +38,8 @@ public struct Net2VecResult: Equatable, Sendable {
     /// The single unit with the best dissection IoU for the concept, and its set IoU on the held-out images.
     public var unit: Int
     public var unitIoU: Double
-    /// Net2Vec's set IoU on the held-out images, and its mean training loss in the last epoch.
+    /// Net2Vec's set IoU on the held-out images, and its balanced training loss per annotated pixel
+    /// in the last epoch.
     public var net2vecIoU: Double
     public var trainingLoss: Double
 }
@@ -111,7 +114,7 @@ public struct Net2Vec {
             for start in stride(from: 0, to: concepts.count, by: settings.conceptsPerPass) {
                 let chosen = Array(concepts[start..<min(start + settings.conceptsPerPass, concepts.count)])
                 progress("net2vec \(layer.name): concepts \(start + 1)-\(start + chosen.count) of \(concepts.count)")
-                results += try fit(layer: l, concepts: chosen, train: train, val: val, trainImages: split.train.count, pixels: pixels)
+                results += try fit(layer: l, concepts: chosen, train: train, val: val, pixels: pixels)
             }
         }
         return results
@@ -122,13 +125,12 @@ public struct Net2Vec {
         b.categories.flatMap { cats in concepts.map { cats.contains(dataset.labels[$0].category) ? 1 : 0 } }
     }
 
-    func fit(layer l: Int, concepts: [Int], train: [Batch], val: [Batch], trainImages: Int, pixels: [Int64]) throws -> [Net2VecResult] {
+    func fit(layer l: Int, concepts: [Int], train: [Batch], val: [Batch], pixels: [Int64]) throws -> [Net2VecResult] {
         let layer = state.layers[l], k = layer.units, c = concepts.count
         let planeSize = dataset.maskHeight * dataset.maskWidth
         let resize = BilinearResize(height: dataset.maskHeight, width: dataset.maskWidth)
         let conv = Conv2D(window: Window2D(kernel: (1, 1)))
-        // Fraction of annotated training pixels carrying each concept (all training images are counted
-        // as annotated for a category when any of them is; Broden's pixel categories annotate whole images).
+        // f: the fraction of the pixels of the training images annotated for the concept's category that carry it.
         let annotatedPixels = concepts.map { label in
             Int64(train.reduce(0) { $0 + $1.categories.filter { $0.contains(dataset.labels[label].category) }.count }) * Int64(planeSize)
         }
@@ -137,9 +139,9 @@ public struct Net2Vec {
         let weight = try backend.full([c, k, 1, 1], value: 0), bias = try backend.full([c], value: 0)
         let moments = try (0..<4).map { i in try backend.full(i < 2 ? [c, k, 1, 1] : [c], value: 0) }
         let adam = Adam(learningRate: settings.learningRate)
-        var step = 0, lastLoss = 0.0
+        var step = 0, lastLoss = [Double](repeating: 0, count: c)
         for _ in 0..<settings.epochs {
-            var total = [Double](repeating: 0, count: c), weightSum = 0.0
+            var total = [Double](repeating: 0, count: c), seen = [Int](repeating: 0, count: c)
             for b in train {
                 let n = b.categories.count
                 let annotated = self.annotated(b, concepts)
@@ -163,10 +165,12 @@ public struct Net2Vec {
                 try backend.step(adam, step: step, parameter: weight, gradient: dw, firstMoment: moments[0], secondMoment: moments[1])
                 try backend.step(adam, step: step, parameter: bias, gradient: db, firstMoment: moments[2], secondMoment: moments[3])
                 let batchLoss = try backend.read(try backend.biasGradient(loss))
-                for j in 0..<c { total[j] += Double(batchLoss[j]) * Double(counts[j]) }
-                weightSum += Double(n)
+                for j in 0..<c {
+                    total[j] += Double(batchLoss[j]) * Double(counts[j])
+                    seen[j] += counts[j]
+                }
             }
-            lastLoss = total.reduce(0, +) / Double(c) / max(weightSum, 1)
+            lastLoss = (0..<c).map { seen[$0] > 0 ? total[$0] / Double(seen[$0]) : 0 }
         }
         // Scoring rows: Net2Vec's c concepts, then each concept's best single unit as logits A_k - T_k.
         let unitIoUs = (0..<k).map { DissectionResults.ious(layer, unit: $0, state: state, dataset: dataset) }
@@ -193,7 +197,7 @@ public struct Net2Vec {
         }
         return concepts.enumerated().map { j, label in
             Net2VecResult(layer: layer.name, concept: dataset.labels[label].name, category: dataset.categories[dataset.labels[label].category],
-                          unit: best[j], unitIoU: iou(c + j), net2vecIoU: iou(j), trainingLoss: lastLoss)
+                          unit: best[j], unitIoU: iou(c + j), net2vecIoU: iou(j), trainingLoss: lastLoss[j])
         }
     }
 }
