@@ -1177,6 +1177,63 @@ __kernel void dissect_concept_counts(__global const float* act, __global const f
     }
 }
 
+// Net2Vec (Fong & Vedaldi 2018) on top of the dissection layout: logits u [N, C, H, W] are a
+// learned 1x1 combination of a layer's units, upsampled to the label grid (conv2d and
+// resize_bilinear_fwd); concept c is label concepts[c], present at a pixel when any of the P label
+// planes holds it. Weights w [N, C, 2] give each image's positive and negative pixel weight.
+// Loss: w+ y softplus(-u) + w- (1 - y) softplus(u), the weighted BCE of sigmoid(u); gradient
+// w+ y (sigmoid(u) - 1) + w- (1 - y) sigmoid(u). One work-item per logit.
+inline int net2vec_present(__global const int* labels, const int P, const int plane, const int p, const int label) {
+    for (int q = 0; q < P; ++q) if (labels[q * plane + p] == label) return 1;
+    return 0;
+}
+
+inline float net2vec_softplus(const float x) { return fmax(x, 0.0f) + log1p(exp(-fabs(x))); }
+
+__kernel void net2vec_bce(__global const float* logits, __global const int* pixel_labels, __global const int* concepts,
+                          __global const float* weights, __global float* loss, __global float* grad, const int C,
+                          const int P, const int plane, const int count) {
+    const int i = get_global_id(0);
+    if (i >= count) return;
+    const int p = i % plane, nc = i / plane, c = nc % C, n = nc / C;
+    const float u = logits[i];
+    const int y = net2vec_present(pixel_labels + n * P * plane, P, plane, p, concepts[c]);
+    const float wp = weights[nc * 2], wn = weights[nc * 2 + 1];
+    const float s = 1.0f / (1.0f + exp(-u));
+    loss[i] = y ? wp * net2vec_softplus(-u) : wn * net2vec_softplus(u);
+    grad[i] = y ? wp * (s - 1.0f) : wn * s;
+}
+
+// Set-IoU counts of the masks u > 0 (sigmoid(u) > 1/2): per concept c, over the images n with
+// annotated[n, c] != 0, the pixels masked and labelled, masked, and labelled, accumulated into
+// counts [C, 3] (int64). One work-group per concept; private counts per work-item, folded in order.
+__kernel void net2vec_counts(__global const float* logits, __global const int* pixel_labels, __global const int* concepts,
+                             __global const int* annotated, __global long* counts, const int N, const int C, const int P,
+                             const int plane, __local int* rows) {
+    const int c = get_group_id(0), lid = get_local_id(0), G = get_local_size(0);
+    int both = 0, masked = 0, labelled = 0;
+    for (int n = 0; n < N; ++n) {
+        if (!annotated[n * C + c]) continue;
+        __global const float* u = logits + (n * C + c) * plane;
+        for (int p = lid; p < plane; p += G) {
+            const int m = u[p] > 0.0f;
+            const int y = net2vec_present(pixel_labels + n * P * plane, P, plane, p, concepts[c]);
+            both += m & y;
+            masked += m;
+            labelled += y;
+        }
+    }
+    rows[lid * 3] = both;
+    rows[lid * 3 + 1] = masked;
+    rows[lid * 3 + 2] = labelled;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (lid < 3) {
+        long sum = 0;
+        for (int r = 0; r < G; ++r) sum += rows[r * 3 + lid];
+        counts[c * 3 + lid] += sum;
+    }
+}
+
 // ============================================================================================
 // ==== Synthesis (activation maximization, inversion): on-device RNG, random roll and affine
 // ==== warp, Lucid's Fourier image parameterization, colour decorrelation with sigmoid ====

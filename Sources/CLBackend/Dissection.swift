@@ -27,6 +27,22 @@ public protocol DissectionBackend: Backend {
     /// does not claim every pixel of every image.
     func accumulateConceptCounts(activations: Tensor, thresholds: Tensor, pixelLabels: Tensor, imageLabels: Tensor,
                                  bins: Int, counts: Tensor) throws
+
+    /// Net2Vec's (Fong & Vedaldi 2018) weighted per-pixel binary cross-entropy. `logits` `u` is
+    /// `[N, C, H, W]` on the label grid of `pixelLabels` (`[N, P, H, W]`); concept `c` is label
+    /// `concepts[c]` (int32 `[C]`), present (`y = 1`) at a pixel where any plane holds it.
+    /// `weights` `[N, C, 2]` gives image `n`'s positive and negative weight `w+, w-` for concept
+    /// `c`. Writes `loss = w+ y softplus(-u) + w- (1 - y) softplus(u)` (that is
+    /// `-w+ y log s - w- (1 - y) log(1 - s)` with `s = sigmoid(u)`) and its derivative
+    /// `gradient = w+ y (s - 1) + w- (1 - y) s`, both `[N, C, H, W]`, overwritten. Float32 on the
+    /// device, Double in the reference; they agree to float32 rounding of exp and log1p.
+    func net2vecLoss(logits: Tensor, pixelLabels: Tensor, concepts: Tensor, weights: Tensor, loss: Tensor, gradient: Tensor) throws
+
+    /// Net2Vec's set-IoU counts: for concept `c`, over the images `n` with `annotated[n, c] != 0`
+    /// (int32 `[N, C]`), adds to `counts` (`[C, 3]` int64 pairs, accumulated) the pixels with
+    /// `u > 0` (the mask `sigmoid(u) > 1/2`) that carry the concept, the pixels with `u > 0`, and the
+    /// pixels that carry the concept. Exact integers: the two backends agree exactly.
+    func accumulateNet2VecCounts(logits: Tensor, pixelLabels: Tensor, concepts: Tensor, annotated: Tensor, counts: Tensor) throws
 }
 
 /// The order-preserving map from float32 to uint32 the quantile passes select on: for non-NaN
@@ -49,6 +65,37 @@ public enum DissectionKey {
 
 /// Shape checks shared by both backends' dissection primitives.
 enum DissectionShapes {
+    static func check(net2vec logits: Tensor, pixelLabels: Tensor, concepts: Tensor, _ op: String) throws -> (n: Int, c: Int, planes: Int, plane: Int) {
+        let (n, c, h, w) = try logits.shape.nchw(for: op)
+        guard logits.dtype == .float32, pixelLabels.dtype == .int32, pixelLabels.shape.rank == 4, pixelLabels.shape[0] == n,
+              pixelLabels.shape[2] == h, pixelLabels.shape[3] == w else {
+            throw ShapeError("\(op): logits \(logits) need int32 pixel labels [\(n), planes, \(h), \(w)], got \(pixelLabels)")
+        }
+        guard concepts.dtype == .int32, concepts.shape == [c] else { throw ShapeError("\(op): \(c) concepts need int32 labels [\(c)], got \(concepts)") }
+        return (n, c, pixelLabels.shape[1], h * w)
+    }
+
+    static func check(net2vecLoss logits: Tensor, pixelLabels: Tensor, concepts: Tensor, weights: Tensor, loss: Tensor,
+                      gradient: Tensor) throws -> (n: Int, c: Int, planes: Int, plane: Int) {
+        let s = try check(net2vec: logits, pixelLabels: pixelLabels, concepts: concepts, "net2vecLoss")
+        guard weights.dtype == .float32, weights.shape == [s.n, s.c, 2] else {
+            throw ShapeError("net2vecLoss: weights must be float32 [\(s.n), \(s.c), 2], got \(weights)")
+        }
+        guard loss.dtype == .float32, gradient.dtype == .float32, loss.shape == logits.shape, gradient.shape == logits.shape else {
+            throw ShapeError("net2vecLoss: loss \(loss) and gradient \(gradient) must be float32 \(logits.shape)")
+        }
+        return s
+    }
+
+    static func check(net2vecCounts logits: Tensor, pixelLabels: Tensor, concepts: Tensor, annotated: Tensor,
+                      counts: Tensor) throws -> (n: Int, c: Int, planes: Int, plane: Int) {
+        let s = try check(net2vec: logits, pixelLabels: pixelLabels, concepts: concepts, "accumulateNet2VecCounts")
+        guard annotated.dtype == .int32, annotated.shape == [s.n, s.c], counts.dtype == .int32, counts.count == s.c * 3 * 2 else {
+            throw ShapeError("accumulateNet2VecCounts: \(s.c) concepts of \(s.n) images need int32 annotated [\(s.n), \(s.c)] and int32 counts of \(s.c * 6) elements, got \(annotated) and \(counts)")
+        }
+        return s
+    }
+
     static func check(radix activations: Tensor, prefixes: Tensor, shift: Int, counts: Tensor) throws -> (n: Int, k: Int, plane: Int) {
         let (n, k, h, w) = try activations.shape.nchw(for: "accumulateRadixHistogram")
         guard activations.dtype == .float32, prefixes.dtype == .int32, prefixes.count == k, counts.dtype == .int32,

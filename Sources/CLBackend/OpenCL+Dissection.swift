@@ -28,4 +28,20 @@ extension OpenCLBackend: DissectionBackend {
                    .int(s.n), .int(s.k), .int(s.h), .int(s.w), .int(s.planes), .int(s.lh), .int(s.lw), .int(s.q), .int(bins),
                    .int(chunks), .localFloats(g * 256))
     }
+
+    public func net2vecLoss(logits: Tensor, pixelLabels: Tensor, concepts: Tensor, weights: Tensor, loss: Tensor, gradient: Tensor) throws {
+        let s = try DissectionShapes.check(net2vecLoss: logits, pixelLabels: pixelLabels, concepts: concepts, weights: weights,
+                                           loss: loss, gradient: gradient)
+        try launchElementwise("net2vec_bce", count: logits.count,
+                              [.tensor(logits), .tensor(pixelLabels), .tensor(concepts), .tensor(weights), .tensor(loss), .tensor(gradient),
+                               .int(s.c), .int(s.planes), .int(s.plane)])
+    }
+
+    public func accumulateNet2VecCounts(logits: Tensor, pixelLabels: Tensor, concepts: Tensor, annotated: Tensor, counts: Tensor) throws {
+        let s = try DissectionShapes.check(net2vecCounts: logits, pixelLabels: pixelLabels, concepts: concepts, annotated: annotated, counts: counts)
+        let g = min(64, profile.maxWorkGroupSize)
+        try launch("net2vec_counts", global: [s.c * g], local: [g],
+                   .tensor(logits), .tensor(pixelLabels), .tensor(concepts), .tensor(annotated), .tensor(counts),
+                   .int(s.n), .int(s.c), .int(s.planes), .int(s.plane), .localFloats(g * 3))
+    }
 }

@@ -24,6 +24,8 @@ struct Dissect: ParsableCommand {
               loupe dissect MODEL --dataset DIR --layers a,b --shard i/n --out parts [--state merged/state-after-passK.json]
               loupe dissect --merge parts --out merged
             The merge after the last pass writes the same outputs as one process, exactly.
+            --net2vec also trains Net2Vec (Fong & Vedaldi 2018) per layer and pixel-level concept on the dataset's train images \
+            and scores it on its val images against the best single unit: net2vec.csv, and a table in summary.txt.
             """)
 
     @Argument(help: "A zoo model name or an .onnx file (not with --merge).") var model: String?
@@ -38,11 +40,15 @@ struct Dissect: ParsableCommand {
     @Option(help: "Fraction of each unit's activations above its threshold.") var quantile: Double = 0.005
     @Option(help: "Input normalization: unit ([0, 1]) or imagenet.") var normalize: String = "unit"
     @Option(help: "Detectors shown in the HTML page.") var topUnits: Int = 12
+    @Flag(help: "Also train and score Net2Vec concept embeddings (after the last pass).") var net2vec = false
+    @Option(help: "Net2Vec training epochs over the train images.") var net2vecEpochs: Int = 10
+    @Option(help: "Net2Vec Adam learning rate.") var net2vecLr: Float = 0.01
     @OptionGroup var deviceOption: DeviceOption
     @Flag(help: "Replace output files that exist.") var overwrite = false
 
     func run() throws {
         try reportingErrors {
+            guard net2vecEpochs >= 1, net2vecLr > 0 else { throw ValidationError("--net2vec-epochs and --net2vec-lr must be positive") }
             if !merge.isEmpty { return try runMerge() }
             guard let model else { throw ValidationError("give a MODEL (or --merge PARTS...)") }
             guard let dataset else { throw ValidationError("--dataset DIR is required") }
@@ -123,19 +129,29 @@ struct Dissect: ParsableCommand {
         return try Dissector(graph: graph, backend: backend, dataset: data, settings: job.state.settings)
     }
 
-    /// Writes state.json, units.csv, summary.txt and index.html, and prints the table.
+    /// Writes state.json, units.csv, summary.txt and index.html (and with --net2vec net2vec.csv), and prints the table.
     func finish(_ job: DissectionJob, dissector: Dissector, data: BrodenDataset) throws {
         let results = try DissectionResults(state: job.state, dataset: data)
-        let outputs = ["state.json", "units.csv", "summary.txt", "index.html"].map { (out as NSString).appendingPathComponent($0) }
+        let names = ["state.json", "units.csv", "summary.txt", "index.html"] + (net2vec ? ["net2vec.csv"] : [])
+        let outputs = names.map { (out as NSString).appendingPathComponent($0) }
         if !overwrite, let existing = outputs.first(where: { FileManager.default.fileExists(atPath: $0) }) {
             throw GraphError("\(existing) exists; pass --overwrite to replace it")
         }
+        var summary = results.table
+        if net2vec {
+            var settings = Net2VecSettings()
+            settings.epochs = net2vecEpochs
+            settings.learningRate = net2vecLr
+            let fitted = try Net2Vec(dissector: dissector, state: job.state, settings: settings).run { printError("loupe: " + $0) }
+            try write(Net2VecResult.csv(fitted), to: outputs[4])
+            summary += "\n" + Net2VecResult.table(fitted)
+        }
         try writeJob(job, to: outputs[0], replacing: true)
         try write(results.csv, to: outputs[1])
-        try write(results.table, to: outputs[2])
+        try write(summary, to: outputs[2])
         try write(try results.html(dissector: dissector, state: job.state, topUnits: topUnits), to: outputs[3])
-        print(results.table, terminator: "")
-        print("wrote \(outputs[1]), \(outputs[2]), \(outputs[3])")
+        print(summary, terminator: "")
+        print("wrote " + outputs.dropFirst().joined(separator: ", "))
     }
 
     func parseShard(_ text: String) throws -> (Int, Int) {

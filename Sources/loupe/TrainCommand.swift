@@ -11,7 +11,8 @@ struct Train: ParsableCommand {
             Data: --data fashion-mnist (the Debian package dataset-fashion-mnist; its test split is the test set); \
             --data cluttered-fashion-mnist (the same items placed at random position and scale on a --canvas square among \
             clutter, --train-count canvases from the training split and --test-count from the test split, as loupe evaluate \
-            draws them); --data DIR \
+            draws them); --data concepts (concept scenes of make-concepts without garments, --canvas pixels square, labelled \
+            with the shape and its colour, 24 classes, --train-count and --test-count of them); --data DIR \
             reads DIR/train_x.npy, train_y.npy and, when present, test_x.npy, test_y.npy; or give the files with --images, \
             --labels, --test-images, --test-labels. Images are float32 [N, C, H, W] (or [N, H, W]); labels are float32 class \
             ids. Zoo models are built for the data's image size and class count.
@@ -19,10 +20,10 @@ struct Train: ParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var deviceOption: DeviceOption
-    @Option(help: "fashion-mnist, cluttered-fashion-mnist, or a directory of train_x.npy, train_y.npy[, test_x.npy, test_y.npy].") var data: String?
-    @Option(help: "Cluttered canvas side (with --data cluttered-fashion-mnist).") var canvas: Int = 84
-    @Option(help: "Cluttered training canvases (with --data cluttered-fashion-mnist).") var trainCount: Int = 60000
-    @Option(help: "Cluttered test canvases (with --data cluttered-fashion-mnist).") var testCount: Int = 10000
+    @Option(help: "fashion-mnist, cluttered-fashion-mnist, concepts, or a directory of train_x.npy, train_y.npy[, test_x.npy, test_y.npy].") var data: String?
+    @Option(help: "Canvas side (with --data cluttered-fashion-mnist: default 84; concepts: 64).") var canvas: Int?
+    @Option(help: "Generated training images (with --data cluttered-fashion-mnist or concepts).") var trainCount: Int = 60000
+    @Option(help: "Generated test images (with --data cluttered-fashion-mnist or concepts).") var testCount: Int = 10000
     @Option(help: "Training images (.npy).") var images: String?
     @Option(help: "Training labels (.npy, float32 class ids).") var labels: String?
     @Option(help: "Test images (.npy), evaluated after each epoch.") var testImages: String?
@@ -87,9 +88,17 @@ struct Train: ParsableCommand {
                 throw GraphError("give either --data or --images/--labels files, not both")
             }
             if data.lowercased() == "fashion-mnist" { return (try FashionMNIST(split: .train), try FashionMNIST(split: .test)) }
-            if data.lowercased() == "cluttered-fashion-mnist" {
+            let generated = ["cluttered-fashion-mnist", "concepts"].contains(data.lowercased())
+            if generated {
                 guard trainCount > 0, testCount >= 0 else { throw GraphError("--train-count must be positive and --test-count not negative") }
-                let configuration = ClutteredFashionMNIST.Configuration(canvasSize: canvas)
+            }
+            if data.lowercased() == "concepts" {
+                // Seeds apart from make-concepts' default (0), so a dissection dataset is not a training draw.
+                let train = try ConceptClassification(count: trainCount, size: canvas ?? 64, seed: 2_000_001)
+                return (train, testCount == 0 ? nil : try ConceptClassification(count: testCount, size: canvas ?? 64, seed: 2_000_002))
+            }
+            if data.lowercased() == "cluttered-fashion-mnist" {
+                let configuration = ClutteredFashionMNIST.Configuration(canvasSize: canvas ?? 84)
                 // Seeds apart from loupe evaluate's default (0, on the test split) so the two never share a layout.
                 let train = try ClutteredFashionMNIST(source: try FashionMNIST(split: .train), count: trainCount, seed: 1_000_001, configuration: configuration)
                 let test = testCount == 0 ? nil

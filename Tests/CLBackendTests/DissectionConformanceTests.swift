@@ -101,4 +101,107 @@ final class DissectionConformanceTests: XCTestCase {
         }
         XCTAssertEqual(DissectionKey.counts(fromPairs: try ref.readInts(counts)), expected)
     }
+
+    /// Net2Vec's inputs: logits, two label planes with the concepts' labels among others, and
+    /// weights with some images zero (not annotated).
+    static func net2vecInputs(_ b: Backends, n: Int, c: Int, h: Int, w: Int) throws
+        -> (logits: (ref: Tensor, cl: Tensor), labels: (ref: Tensor, cl: Tensor), concepts: (ref: Tensor, cl: Tensor), labelValues: [Int32], conceptValues: [Int32]) {
+        let conceptValues = (0..<c).map { Int32(2 + 2 * $0) }
+        let labelValues = (0..<(n * 2 * h * w)).map { _ in Int32.random(in: 0...Int32(2 * c + 2)) }
+        return (try b.pair(randomValues(n * c * h * w, scale: 4), [n, c, h, w]), try b.pair(ints: labelValues, [n, 2, h, w]),
+                try b.pair(ints: conceptValues, [c]), labelValues, conceptValues)
+    }
+
+    func testNet2VecLossMatchesReference() throws {
+        let b = try Backends()
+        let (n, c, h, w) = (3, 4, 9, 7)
+        let x = try Self.net2vecInputs(b, n: n, c: c, h: h, w: w)
+        let weights = try b.pair((0..<(n * c)).flatMap { i -> [Float] in i % 5 == 3 ? [0, 0] : [Float.random(in: 0.1...2), Float.random(in: 0.1...2)] }, [n, c, 2])
+        for output in ["loss", "gradient"] {
+            // exp and log1p of the device round differently from the reference's Double: float32 bound.
+            try b.compare(op: "net2vecLoss", direction: output == "loss" ? "forward" : "backward", shape: "[\(n)x\(c)x\(h)x\(w)]") { be, cl in
+                let loss = try be.makeTensor([n, c, h, w], dtype: .float32), grad = try be.makeTensor([n, c, h, w], dtype: .float32)
+                try be.fill(loss, value: .nan)
+                try be.fill(grad, value: .nan)
+                try (be as! any DissectionBackend).net2vecLoss(logits: cl ? x.logits.cl : x.logits.ref, pixelLabels: cl ? x.labels.cl : x.labels.ref,
+                                                               concepts: cl ? x.concepts.cl : x.concepts.ref, weights: cl ? weights.cl : weights.ref,
+                                                               loss: loss, gradient: grad)
+                return output == "loss" ? loss : grad
+            }
+        }
+    }
+
+    func testNet2VecCountsMatchReferenceAndDirectCount() throws {
+        let b = try Backends()
+        let (n, c, h, w) = (3, 4, 9, 7)
+        let x = try Self.net2vecInputs(b, n: n, c: c, h: h, w: w)
+        let annotatedValues = (0..<(n * c)).map { Int32($0 % 4 == 1 ? 0 : 1) }
+        let annotated = try b.pair(ints: annotatedValues, [n, c])
+        let start = (0..<(c * 3)).map { _ in Int64.random(in: 0...(1 << 33)) }
+        try b.compareInts(op: "accumulateNet2VecCounts", direction: "forward", shape: "[\(n)x\(c)x\(h)x\(w)]") { be, cl in
+            let counts = try be.tensor(ints: Self.pairs(start), shape: [c * 6])
+            try (be as! any DissectionBackend).accumulateNet2VecCounts(logits: cl ? x.logits.cl : x.logits.ref, pixelLabels: cl ? x.labels.cl : x.labels.ref,
+                                                                       concepts: cl ? x.concepts.cl : x.concepts.ref,
+                                                                       annotated: cl ? annotated.cl : annotated.ref, counts: counts)
+            return counts
+        }
+        // The reference against counting directly.
+        let u = try b.reference.read(x.logits.ref), plane = h * w
+        var expected = start
+        for image in 0..<n {
+            for j in 0..<c where annotatedValues[image * c + j] == 1 {
+                for p in 0..<plane {
+                    let masked = u[(image * c + j) * plane + p] > 0
+                    let present = x.labelValues[(image * 2) * plane + p] == x.conceptValues[j] || x.labelValues[(image * 2 + 1) * plane + p] == x.conceptValues[j]
+                    expected[j * 3] += masked && present ? 1 : 0
+                    expected[j * 3 + 1] += masked ? 1 : 0
+                    expected[j * 3 + 2] += present ? 1 : 0
+                }
+            }
+        }
+        let counts = try b.reference.tensor(ints: Self.pairs(start), shape: [c * 6])
+        try b.reference.accumulateNet2VecCounts(logits: x.logits.ref, pixelLabels: x.labels.ref, concepts: x.concepts.ref, annotated: annotated.ref, counts: counts)
+        XCTAssertEqual(DissectionKey.counts(fromPairs: try b.reference.readInts(counts)), expected)
+    }
+
+    /// Net2Vec's training gradient (1x1 conv, bilinear upsampling, weighted BCE; backward through
+    /// resizeBilinearBackward, conv2dBackwardFilter and biasGradient, as `Net2Vec` composes them) on
+    /// the device against central finite differences of the reference's loss in every weight and
+    /// bias. Step 1e-2 on a loss of size ~1: truncation error ~1e-4 relative, float32 rounding of the
+    /// loss sum ~1e-5; tolerance 2e-3 of the largest gradient.
+    func testNet2VecGradientMatchesFiniteDifferences() throws {
+        let b = try Backends()
+        let (n, c, k, h, w, lh, lw) = (2, 2, 3, 3, 4, 7, 9)
+        let maps = randomValues(n * k * h * w, scale: 1).map(abs)
+        let labels = (0..<(n * lh * lw)).map { _ in Int32.random(in: 0...3) }
+        let weights = (0..<(n * c)).flatMap { _ in [Float.random(in: 0.5...1.5) / Float(lh * lw), Float.random(in: 0.5...1.5) / Float(lh * lw)] }
+        let resize = BilinearResize(height: lh, width: lw), conv = Conv2D(window: Window2D(kernel: (1, 1)))
+        func loss(_ be: Backend, _ wv: [Float], _ bv: [Float], gradients: Bool) throws -> (Double, [Float]) {
+            let d = be as! any DissectionBackend
+            let a = try be.tensor(maps, shape: [n, k, h, w])
+            let logits = try be.resizeBilinear(try be.conv2d(a, weight: try be.tensor(wv, shape: [c, k, 1, 1]), bias: try be.tensor(bv, shape: [c]), conv), resize)
+            let l = try be.makeTensor(logits.shape, dtype: .float32), g = try be.makeTensor(logits.shape, dtype: .float32)
+            try d.net2vecLoss(logits: logits, pixelLabels: try be.tensor(ints: labels, shape: [n, 1, lh, lw]), concepts: try be.tensor(ints: [1, 2], shape: [c]),
+                              weights: try be.tensor(weights, shape: [n, c, 2]), loss: l, gradient: g)
+            let total = try be.read(l).reduce(0.0) { $0 + Double($1) }
+            guard gradients else { return (total, []) }
+            let low = try be.resizeBilinearBackward(g, inputShape: [n, c, h, w], resize)
+            return (total, try be.read(try be.conv2dBackwardFilter(a, outputGrad: low, weightShape: [c, k, 1, 1], conv)) + be.read(try be.biasGradient(low)))
+        }
+        let w0 = randomValues(c * k, scale: 1), b0 = randomValues(c, scale: 0.5)
+        let analytic = try loss(b.opencl, w0, b0, gradients: true).1
+        let eps: Float = 1e-2
+        var numeric: [Float] = []
+        for i in 0..<(c * k + c) {
+            func shifted(_ delta: Float) throws -> Double {
+                var (wv, bv) = (w0, b0)
+                if i < c * k { wv[i] += delta } else { bv[i - c * k] += delta }
+                return try loss(b.reference, wv, bv, gradients: false).0
+            }
+            numeric.append(Float((try shifted(eps) - shifted(-eps)) / Double(2 * eps)))
+        }
+        let scale = numeric.map(abs).max()!
+        XCTAssertGreaterThan(scale, 1e-3, "the gradient is not trivially zero")
+        for (i, (a, e)) in zip(analytic, numeric).enumerated() { XCTAssertEqual(a, e, accuracy: 2e-3 * scale, "parameter \(i)") }
+    }
 }

@@ -56,4 +56,25 @@ final class DissectCLITests: XCTestCase {
         XCTAssertEqual(nodata.code, 2)
         XCTAssertTrue(nodata.err.contains("nothing/category.csv"), nodata.err)
     }
+
+    /// `loupe train conceptnet --data concepts` trains the RGB concept net, and `loupe dissect
+    /// --net2vec` adds net2vec.csv and a Net2Vec table to the summary.
+    func testConceptTrainingAndNet2Vec() throws {
+        let trained = try loupe(["train", "conceptnet", "--data", "concepts", "--canvas", "32", "--train-count", "64", "--test-count", "16",
+                                 "--epochs", "1", "--batch", "16", "--optimizer", "adam", "--lr", "0.002", "--out", "cn.onnx"])
+        XCTAssertEqual(trained.code, 0, trained.err)
+        XCTAssertTrue(trained.out.contains("test accuracy") && trained.out.contains("(16 images)"), trained.out)
+        XCTAssertEqual(try loupe(["make-concepts", "data", "--count", "30", "--size", "32", "--seed", "3", "--no-garments"]).code, 0)
+        let r = try loupe(["dissect", "cn.onnx", "--dataset", "data", "--layers", "relu3,relu4", "--batch", "10", "--net2vec",
+                           "--net2vec-epochs", "2", "--out", "out"])
+        XCTAssertEqual(r.code, 0, r.err)
+        let rows = String(decoding: try contents("out/net2vec.csv"), as: UTF8.self).split(separator: "\n")
+        XCTAssertEqual(rows.first, "layer,concept,category,best_unit,unit_iou,net2vec_iou,training_loss")
+        XCTAssertEqual(Set(rows.dropFirst().map { $0.split(separator: ",")[0] }), ["relu3", "relu4"])
+        XCTAssertTrue(rows.contains { $0.hasPrefix("relu4,circle,object,") }, rows.joined(separator: "\n"))
+        XCTAssertTrue(String(decoding: try contents("out/summary.txt"), as: UTF8.self).contains("Net2Vec (held-out set IoU"))
+        let epochs = try loupe(["dissect", "cn.onnx", "--dataset", "data", "--layers", "relu4", "--net2vec", "--net2vec-epochs", "0"])
+        XCTAssertEqual(epochs.code, 2)
+        XCTAssertEqual(epochs.err.split(separator: "\n").count, 1, epochs.err)
+    }
 }

@@ -50,6 +50,29 @@ final class BrodenTests: XCTestCase {
     }
 
     /// Labels above 255 use the green channel: R + 256 * G.
+    /// `ConceptClassification` draws the scenes `generate` writes for the same seed (no garments),
+    /// and labels each with its object mask's shape and the colour mask's label on the shape.
+    func testConceptClassificationMatchesGeneratedScenes() throws {
+        let dir = NSTemporaryDirectory() + "loupe-concept-classes-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try ConceptDataset.generate(into: dir, count: 9, size: 32, seed: 4, garments: nil)
+        let written = try BrodenDataset(directory: dir)
+        let task = try ConceptClassification(count: 9, size: 32, seed: 4)
+        XCTAssertEqual(task.classes, 24)
+        XCTAssertEqual(task.imageShape, [3, 32, 32])
+        let (images, labels) = task.batch(Array(0..<9))
+        for n in 0..<9 {
+            let image = try written.image(at: n).tensor(channels: 3).values
+            XCTAssertEqual(Array(images[(n * 3072)..<((n + 1) * 3072)]), image, "image \(n)")
+            let a = try written.annotation(at: n)
+            let colours = a.planes[0], objects = a.planes[1]
+            let p = try XCTUnwrap(objects.firstIndex { $0 > 0 })
+            let shape = written.labels[Int(objects[p])].name, colour = written.labels[Int(colours[p])].name
+            XCTAssertEqual(task.classNames[Int(labels[n])], "\(colour) \(shape)", "image \(n)")
+        }
+        XCTAssertThrowsError(try ConceptClassification(count: 0, size: 32, seed: 1))
+    }
+
     func testMaskLabelsUseRedAndGreen() throws {
         let mask = try ConceptDataset.maskImage([0, 1, 255, 256, 300], width: 5, height: 1)
         XCTAssertEqual(mask.pixels, [0, 0, 0, 1, 0, 0, 255, 0, 0, 0, 1, 0, 44, 1, 0])

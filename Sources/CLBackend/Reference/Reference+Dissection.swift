@@ -2,6 +2,8 @@
 // integers. The bilinear sample is computed in float32 in the kernel's order, not in Double: the
 // threshold `S >= T` is discontinuous, and only the same rounding gives the same masks.
 
+import Foundation
+
 extension ReferenceBackend: DissectionBackend {
     private func storage(_ t: Tensor, _ op: String) throws -> HostStorage {
         guard let s = t.storage as? HostStorage else { throw ShapeError("\(op): \(t) does not live on the reference backend") }
@@ -65,6 +67,50 @@ extension ReferenceBackend: DissectionBackend {
                 for q in 0..<s.q {
                     let label = Int(imageLevel[n * s.q + q])
                     if label >= 1 && label < bins { totals[k * bins + label] += masked }
+                }
+            }
+        }
+        try add(totals, to: counts, op)
+    }
+
+    public func net2vecLoss(logits: Tensor, pixelLabels: Tensor, concepts: Tensor, weights: Tensor, loss: Tensor, gradient: Tensor) throws {
+        let op = "net2vecLoss"
+        let s = try DissectionShapes.check(net2vecLoss: logits, pixelLabels: pixelLabels, concepts: concepts, weights: weights,
+                                           loss: loss, gradient: gradient)
+        let u = try storage(logits, op).floats, labels = try storage(pixelLabels, op).ints
+        let concept = try storage(concepts, op).ints, w = try storage(weights, op).floats
+        var losses = [Float](repeating: 0, count: u.count), grads = [Float](repeating: 0, count: u.count)
+        func softplus(_ x: Double) -> Double { max(x, 0) + log1p(exp(-abs(x))) }
+        for n in 0..<s.n {
+            for c in 0..<s.c {
+                let (wp, wn) = (Double(w[(n * s.c + c) * 2]), Double(w[(n * s.c + c) * 2 + 1]))
+                for p in 0..<s.plane {
+                    let i = (n * s.c + c) * s.plane + p, x = Double(u[i])
+                    let present = (0..<s.planes).contains { labels[(n * s.planes + $0) * s.plane + p] == concept[c] }
+                    let sigmoid = 1 / (1 + exp(-x))
+                    losses[i] = Float(present ? wp * softplus(-x) : wn * softplus(x))
+                    grads[i] = Float(present ? wp * (sigmoid - 1) : wn * sigmoid)
+                }
+            }
+        }
+        try storage(loss, op).floats = losses
+        try storage(gradient, op).floats = grads
+    }
+
+    public func accumulateNet2VecCounts(logits: Tensor, pixelLabels: Tensor, concepts: Tensor, annotated: Tensor, counts: Tensor) throws {
+        let op = "accumulateNet2VecCounts"
+        let s = try DissectionShapes.check(net2vecCounts: logits, pixelLabels: pixelLabels, concepts: concepts, annotated: annotated, counts: counts)
+        let u = try storage(logits, op).floats, labels = try storage(pixelLabels, op).ints
+        let concept = try storage(concepts, op).ints, counted = try storage(annotated, op).ints
+        var totals = [Int64](repeating: 0, count: s.c * 3)
+        for n in 0..<s.n {
+            for c in 0..<s.c where counted[n * s.c + c] != 0 {
+                for p in 0..<s.plane {
+                    let masked = u[(n * s.c + c) * s.plane + p] > 0
+                    let present = (0..<s.planes).contains { labels[(n * s.planes + $0) * s.plane + p] == concept[c] }
+                    if masked && present { totals[c * 3] += 1 }
+                    if masked { totals[c * 3 + 1] += 1 }
+                    if present { totals[c * 3 + 2] += 1 }
                 }
             }
         }

@@ -1,3 +1,4 @@
+import CLBackend
 import Foundation
 import Graph
 
@@ -104,6 +105,8 @@ public enum ConceptDataset {
         var color: [Int32], object: [Int32]
         var texture: Int32?
         var classID: Int32
+        /// The filled shape's palette colour (nil for a garment).
+        var objectColor: Int?
     }
 
     static func compose(size: Int, garments: FashionMNIST?, rng: inout SeededGenerator) throws -> Scene {
@@ -139,6 +142,7 @@ public enum ConceptDataset {
         }
         // One object: a garment (when given, half the time) or a filled shape in a third colour.
         var classID = Int32(0)
+        var objectColor: Int?
         if let garments, Bool.random(using: &rng) {
             let item = Int.random(in: 0..<garments.count, using: &rng)
             let side = Int.random(in: (size / 2)...(size * 3 / 4), using: &rng)
@@ -160,6 +164,7 @@ public enum ConceptDataset {
         } else {
             let shape = Int.random(in: 0..<shapes.count, using: &rng)
             classID = Int32(shape)
+            objectColor = third
             let side = Int.random(in: (size / 4)...(size / 2), using: &rng)
             let (ox, oy) = (Int.random(in: 0...(size - side), using: &rng), Int.random(in: 0...(size - side), using: &rng))
             for y in 0..<side {
@@ -179,7 +184,8 @@ public enum ConceptDataset {
             }
         }
         let image = try Image(width: size, height: size, channels: 3, pixels: rgb)
-        return Scene(image: image, color: color, object: object, texture: texture.map(textureLabel), classID: classID)
+        return Scene(image: image, color: color, object: object, texture: texture.map(textureLabel), classID: classID,
+                     objectColor: objectColor)
     }
 
     /// Labels as an RGB mask PNG: R = label % 256, G = label / 256.
@@ -190,5 +196,53 @@ public enum ConceptDataset {
             pixels[p * 3 + 1] = UInt8(label / 256)
         }
         return try Image(width: width, height: height, channels: 3, pixels: pixels)
+    }
+}
+
+/// A classification task on `ConceptDataset` scenes (shapes only, no garments) that needs both of
+/// its planted concept kinds: the class of an image is its shape and that shape's colour,
+/// `shape * 8 + colour` over the 3 shapes and 8 palette colours (24 classes; the colour regions of
+/// the background are distractors, never the class). Scenes are drawn in order from one
+/// `SeededGenerator(seed:)`, exactly as `ConceptDataset.generate` draws them with no garments, and
+/// held in memory as bytes (3 x size x size per image); `batch` gives RGB in [0, 1] (`byte / 255`).
+public struct ConceptClassification: LabeledImageDataset, Sendable {
+    public let count: Int
+    public let size: Int
+    private let pixels: [UInt8]
+    public let labels: [Int32]
+
+    public init(count: Int, size: Int, seed: UInt64) throws {
+        guard count > 0 else { throw DataError("concept classification: count must be positive, got \(count)") }
+        guard size >= 16 && size <= 1024 else { throw DataError("concept classification: size must be in 16...1024, got \(size)") }
+        var rng = SeededGenerator(seed: seed)
+        var pixels = [UInt8](), labels = [Int32]()
+        pixels.reserveCapacity(count * 3 * size * size)
+        for _ in 0..<count {
+            let scene = try ConceptDataset.compose(size: size, garments: nil, rng: &rng)
+            guard let colour = scene.objectColor else { throw DataError("concept classification: a scene without a shape") }
+            labels.append(scene.classID * Int32(ConceptDataset.vivid) + Int32(colour))
+            pixels += scene.image.pixels
+        }
+        self.count = count
+        self.size = size
+        self.pixels = pixels
+        self.labels = labels
+    }
+
+    public var imageShape: Shape { [3, size, size] }
+    public var classes: Int { ConceptDataset.shapes.count * ConceptDataset.vivid }
+    public var classNames: [String] {
+        ConceptDataset.shapes.flatMap { shape in ConceptDataset.colors.prefix(ConceptDataset.vivid).map { "\($0.name) \(shape)" } }
+    }
+
+    public func batch(_ indices: [Int]) -> (images: [Float], labels: [Int32]) {
+        let plane = size * size
+        var images = [Float](repeating: 0, count: indices.count * 3 * plane)
+        for (n, i) in indices.enumerated() {
+            for p in 0..<plane {
+                for c in 0..<3 { images[(n * 3 + c) * plane + p] = Float(pixels[(i * plane + p) * 3 + c]) / 255 }
+            }
+        }
+        return (images, indices.map { labels[$0] })
     }
 }
