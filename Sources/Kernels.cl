@@ -255,6 +255,24 @@ __kernel void conv2d_bwd_filter(__global const float* x, __global const float* d
     }
 }
 
+// ReLU backward rules (ReLUBackwardRule), shared by activation_bwd and the fused conv epilogues:
+// 0 standard g*[z>0], 1 guided g*[z>0]*[g>0], 2 deconvnet g*[g>0]. The mask z may be the ReLU's
+// output instead of its input: max(z, 0) > 0 exactly where z > 0.
+#define RELU_STANDARD 0
+#define RELU_GUIDED 1
+#define RELU_DECONVNET 2
+
+inline bool relu_gate_open(const int rule, const float z, const float g) {
+    return rule == RELU_DECONVNET ? g > 0.0f : (z > 0.0f && (rule == RELU_STANDARD || g > 0.0f));
+}
+
+// Epilogues of conv_gemm_<M>x<NV>: CONV_EPI_RELU applies max(0, .) (fused conv + bias + ReLU);
+// CONV_EPI_MASK + rule gates each output by the ReLU backward rule with the mask tensor (fused
+// conv backward-data + ReLU backward: the mask is the ReLU output that fed the convolution).
+#define CONV_EPI_NONE 0
+#define CONV_EPI_RELU 1
+#define CONV_EPI_MASK 2
+
 // ============================================================================================
 // Fast convolutions (issue 7): implicit GEMM on a padded flat grid, register-blocked.
 //
@@ -272,7 +290,8 @@ __kernel void conv2d_bwd_filter(__global const float* x, __global const float* d
 //   wp[((g * RB + rb) * Red * K + r * K + k) * M + m] for output row rb*M + m, reduction channel r.
 //   Backward-data is the same kernel on the padded output gradient with the weights transposed
 //   (channel roles swapped) and rotated by 180 degrees (flip = 1): a transposed implicit GEMM.
-//   The epilogue adds the bias and, with relu = 1, applies max(0, .) (fused conv + bias + ReLU).
+//   The epilogue adds the bias, then applies `epilogue` (CONV_EPI_*): ReLU for fused conv + bias +
+//   ReLU, or the ReLU-backward gate with `mask` (same layout as y) for fused backward-data.
 //
 //   conv_gemm_filter_<MO>x<TK>: backward-filter as split-K GEMM. dy is laid on the same Wp grid
 //   (zeros in the pad columns), so dw[o, c, k] = sum_{n, q} dyp[n, o, q] * xp[n, c, q + off(k)].
@@ -311,7 +330,7 @@ __kernel void conv_gemm_pack(__global const float* w, __global float* wp, const 
 // global = (ceil(OH*Wp / (16*NV)), G * ceil(Rows / M), N).
 #define CONV_GEMM(M, NV)                                                                                         \
 __kernel void conv_gemm_##M##x##NV(__global const float* xp, __global const float* wp, __global const float* bias, \
-        const int has_bias, const int relu, __global float* y, const int Red, const int Cin, const int Rows,     \
+        const int has_bias, const int epilogue, __global const float* mask, __global float* y, const int Red, const int Cin, const int Rows,     \
         const int Cout, const int G, const int KH, const int KW, const int DH, const int DW, const int Wp,        \
         const int plane, const int OH, const int OW) {                                                            \
     const int q0 = get_global_id(0) * (16 * NV);                                                                  \
@@ -348,13 +367,17 @@ __kernel void conv_gemm_##M##x##NV(__global const float* xp, __global const floa
         const int row = rb * M + m;                                                                               \
         if (row >= Rows) break;                                                                                   \
         const float b = has_bias ? bias[g * Rows + row] : 0.0f;                                                   \
-        __global float* out = y + ((size_t)n * Cout + g * Rows + row) * OH * OW;                                  \
+        const size_t base = ((size_t)n * Cout + g * Rows + row) * OH * OW;                                       \
         _Pragma("unroll") for (int j = 0; j < NV; ++j) {                                                          \
             float t[16];                                                                                          \
             vstore16(acc[m * NV + j] + (float16)(b), 0, t);                                                       \
             for (int i = 0; i < 16; ++i) {                                                                        \
                 const int d = dst[16 * j + i];                                                                    \
-                if (d >= 0) out[d] = relu ? fmax(t[i], 0.0f) : t[i];                                              \
+                if (d < 0) continue;                                                                              \
+                float v = t[i];                                                                                   \
+                if (epilogue == CONV_EPI_RELU) v = fmax(v, 0.0f);                                                 \
+                else if (epilogue >= CONV_EPI_MASK && !relu_gate_open(epilogue - CONV_EPI_MASK, mask[base + d], v)) v = 0.0f; \
+                y[base + d] = v;                                                                                  \
             }                                                                                                     \
         }                                                                                                         \
     }                                                                                                             \
@@ -516,11 +539,7 @@ __kernel void transpose2d(__global const float* in, __global float* out, const i
 }
 
 // Activations. ReLU is leaky ReLU with slope 0, whose closed side is exactly 0 (even for an
-// infinite value). Backward rules (ReLUBackwardRule): 0 standard g*[z>0], 1 guided g*[z>0]*[g>0],
-// 2 deconvnet g*[g>0]; leaky ReLU always uses 0.
-#define RELU_STANDARD 0
-#define RELU_GUIDED 1
-#define RELU_DECONVNET 2
+// infinite value). Backward rules: RELU_* near the top of this file; leaky ReLU always uses 0.
 
 inline float leaky_gate(const bool open, const float v, const float slope) {
     return open ? v : (slope == 0.0f ? 0.0f : slope * v);
@@ -535,9 +554,8 @@ __kernel void activation_bwd(__global const float* in, __global const float* dy,
                              const float slope, const int rule, const int n) {
     const int i = get_global_id(0);
     if (i >= n) return;
-    const float z = in[i], g = dy[i];
-    const bool open = rule == RELU_DECONVNET ? g > 0.0f : (z > 0.0f && (rule == RELU_STANDARD || g > 0.0f));
-    dx[i] = leaky_gate(open, g, slope);
+    const float g = dy[i];
+    dx[i] = leaky_gate(relu_gate_open(rule, in[i], g), g, slope);
 }
 
 // Clamp: out = min(max(x, lo), hi); the gradient passes where lo <= x <= hi.

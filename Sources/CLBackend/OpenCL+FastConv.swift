@@ -117,15 +117,16 @@ extension OpenCLBackend {
         return wp
     }
 
-    /// `conv_gemm_<m>x<nv>` from the padded `source` [N, red * G, H', W'] into `output` [N, rows * G, OH, OW].
+    /// `conv_gemm_<m>x<nv>` from the padded `source` [N, red * G, H', W'] into `output` [N, rows * G, OH, OW],
+    /// with `epilogue` applied to each output (see `ConvEpilogue`).
     private func gemm(_ op: Conv2D, rows m: Int, vectors nv: Int, source: Tensor, grid: FlatGrid, packed: Tensor,
-                      reduction: Int, bias: Tensor?, relu: Bool, output: Tensor, fallback: Tensor) throws {
+                      reduction: Int, bias: Tensor?, epilogue: ConvEpilogue, output: Tensor, fallback: Tensor) throws {
         let (n, cout, oh, ow) = (output.shape[0], output.shape[1], output.shape[2], output.shape[3])
         let g = op.groups, rowsPerGroup = cout / g, w = op.window
         let tilesQ = (oh * grid.width + 16 * nv - 1) / (16 * nv)
         try launch("conv_gemm_\(m)x\(nv)", global: [tilesQ, g * ((rowsPerGroup + m - 1) / m), n], local: Self.gemmLocal,
-                   arguments: [.tensor(source), .tensor(packed), .tensor(bias ?? fallback), .int(bias == nil ? 0 : 1), .int(relu ? 1 : 0),
-                               .tensor(output), .int(reduction), .int(reduction * g), .int(rowsPerGroup), .int(cout), .int(g),
+                   arguments: [.tensor(source), .tensor(packed), .tensor(bias ?? fallback), .int(bias == nil ? 0 : 1), .int(epilogue.code),
+                               .tensor(epilogue.mask ?? fallback), .tensor(output), .int(reduction), .int(reduction * g), .int(rowsPerGroup), .int(cout), .int(g),
                                .int(w.kernelH), .int(w.kernelW), .int(w.dilationH), .int(w.dilationW), .int(grid.width),
                                .int(grid.plane), .int(oh), .int(ow)])
     }
@@ -136,12 +137,14 @@ extension OpenCLBackend {
         let xp = try padToGrid(input, grid)
         let wp = try packWeights(weight, op, rows: m, flip: false)
         try gemm(op, rows: m, vectors: nv, source: xp, grid: grid, packed: wp, reduction: weight.shape[1],
-                 bias: bias, relu: relu, output: output, fallback: weight)
+                 bias: bias, epilogue: relu ? .relu : .none, output: output, fallback: weight)
     }
 
     /// dx = (output gradient padded by the kernel extent minus the pads) correlated with the
-    /// transposed, 180-degree-rotated weights: a stride-1 convolution.
-    func gemmBackwardData(_ op: Conv2D, rows m: Int, vectors nv: Int, outputGrad: Tensor, weight: Tensor, inputGrad: Tensor) throws {
+    /// transposed, 180-degree-rotated weights: a stride-1 convolution. With `mask`, each input
+    /// gradient is gated by the ReLU backward rule with the mask (the ReLU output feeding the conv).
+    func gemmBackwardData(_ op: Conv2D, rows m: Int, vectors nv: Int, outputGrad: Tensor, weight: Tensor,
+                          mask: ReLUMask?, inputGrad: Tensor) throws {
         let w = op.window
         let eh = (w.kernelH - 1) * w.dilationH, ew = (w.kernelW - 1) * w.dilationW
         let grid = FlatGrid(op: op, inputW: outputGrad.shape[3], outH: inputGrad.shape[2],
@@ -149,7 +152,7 @@ extension OpenCLBackend {
         let dyp = try padToGrid(outputGrad, grid)
         let wp = try packWeights(weight, op, rows: m, flip: true)
         try gemm(op, rows: m, vectors: nv, source: dyp, grid: grid, packed: wp, reduction: weight.shape[0] / op.groups,
-                 bias: nil, relu: false, output: inputGrad, fallback: weight)
+                 bias: nil, epilogue: mask.map { .mask($0.output, $0.rule) } ?? .none, output: inputGrad, fallback: weight)
     }
 
     func gemmBackwardFilter(_ op: Conv2D, rows mo: Int, taps tk: Int, slices: Int, input: Tensor, outputGrad: Tensor, weightGrad: Tensor) throws {
@@ -175,27 +178,36 @@ extension OpenCLBackend {
     }
 }
 
-extension OpenCLBackend {
-    /// `relu(conv2d(input, weight) + bias)`: one kernel (the bias and ReLU in the GEMM's epilogue,
-    /// no extra pass over the output) where a GEMM variant applies, else the direct kernel then ReLU.
-    public func conv2dBiasReLU(_ input: Tensor, weight: Tensor, bias: Tensor?, _ op: Conv2D) throws -> Tensor {
-        let shape = try op.outputShape(input: input.shape, weight: weight.shape)
-        if let bias, bias.shape != [weight.shape[0]] {
-            throw ShapeError("conv2dBiasReLU: bias \(bias.shape) must be [\(weight.shape[0])], one per output channel")
+/// What the GEMM kernel does to each output after the bias (`CONV_EPI_*` in Kernels.cl).
+enum ConvEpilogue {
+    case none, relu
+    /// Gate by the ReLU backward rule, with `mask` (the output's shape) as the ReLU's forward value.
+    case mask(Tensor, ReLUBackwardRule)
+
+    var code: Int {
+        switch self {
+        case .none: return 0
+        case .relu: return 1
+        case .mask(_, let rule): return 2 + rule.kernelCode
         }
-        let y = try makeTensor(shape, dtype: .float32)
-        let variant = try convTuner.variant(.forward, op, input: input.shape, weight: weight.shape) { v in
-            try timedRuns { try conv2dForward(op, variant: v, input: input, weight: weight, bias: bias, relu: v != .direct, output: y) }
+    }
+
+    var mask: Tensor? { if case .mask(let t, _) = self { return t } else { return nil } }
+}
+
+/// The ReLU whose backward is fused into a convolution's backward-data.
+struct ReLUMask {
+    var output: Tensor
+    var rule: ReLUBackwardRule
+}
+
+extension ReLUBackwardRule {
+    /// The `RELU_*` code of Kernels.cl.
+    var kernelCode: Int {
+        switch self {
+        case .standard: return 0
+        case .guided: return 1
+        case .deconvnet: return 2
         }
-        if variant != .direct {
-            do {
-                try conv2dForward(op, variant: variant, input: input, weight: weight, bias: bias, relu: true, output: y)
-                return y
-            } catch is DeviceMemoryError {}   // no room for the GEMM's scratch: the direct kernels need none
-        }
-        let z = try makeTensor(shape, dtype: .float32)
-        try conv2dForward(op, variant: .direct, input: input, weight: weight, bias: bias, relu: false, output: z)
-        try activationForward(.relu, input: z, output: y)
-        return y
     }
 }

@@ -88,15 +88,48 @@ final class ConvConformanceTests: XCTestCase {
         }
     }
 
-    /// Conv + bias + ReLU in one GEMM kernel equals ReLU of the reference convolution.
-    func testFusedConvolutionBiasReLU() throws {
+    /// Conv + bias + ReLU in one pass, and conv backward-data fused with the backward (every rule)
+    /// of the ReLU that fed the convolution, under every variant (direct: a separate ReLU pass in
+    /// place; GEMM: in the kernel's epilogue), against the reference; shapes with an asymmetric pad,
+    /// groups, and a stride of 2 (direct kernels only) plus a pad beyond the kernel extent
+    /// (backward-data direct only).
+    func testFusedConvolutionReLU() throws {
         let b = try Backends()
+        let cases = [Self.gemmCases[1], Self.gemmCases[3], Self.gemmCases[5], Self.convCases[1]]
+        for variant in [ConvVariant.direct] + ConvVariant.gemmBlocks.map({ .gemm(rows: $0.0, vectors: $0.1) }) {
+            b.opencl.convTuner.forced = [.forward: variant, .backwardData: variant]
+            for k in cases {
+                let wShape: Shape = [k.outChannels, k.input[1] / k.op.groups, k.op.window.kernelH, k.op.window.kernelW]
+                let x = try b.random(k.input), w = try b.random(wShape), bias = try b.random([k.outChannels])
+                let yShape = try k.op.outputShape(input: k.input, weight: wShape)
+                let dy = try b.random(yShape), z = try b.random(k.input)
+                let a = (ref: try b.reference.relu(z.ref), cl: try b.opencl.relu(z.cl))
+                let shape = "\(k.name): \(k.input) * \(wShape) -> \(yShape) [\(variant)]"
+                try b.compare(op: "conv2d+relu", direction: "forward", shape: shape) { be, cl in
+                    try be.conv2dBiasReLU(cl ? x.cl : x.ref, weight: cl ? w.cl : w.ref, bias: k.bias ? (cl ? bias.cl : bias.ref) : nil, k.op)
+                }
+                for rule in ReLUBackwardRule.allCases {
+                    try b.compare(op: "relu+conv2d", direction: "backward-data (\(rule))", shape: shape) { be, cl in
+                        try be.conv2dBackwardDataReLU(cl ? dy.cl : dy.ref, weight: cl ? w.cl : w.ref, reluOutput: cl ? a.cl : a.ref, rule: rule, k.op)
+                    }
+                }
+            }
+        }
+    }
+
+    /// The reference's fused ops are its separate ops composed (to rounding: the fused ones round once).
+    func testReferenceFusedConvolutionReLUComposesTheSeparateOps() throws {
+        let be = ReferenceBackend()
         let op = Conv2D(window: Window2D(kernel: 3, padding: 1))
-        let input: Shape = [2, 6, 10, 13], wShape: Shape = [11, 6, 3, 3]
-        let x = try b.random(input), w = try b.random(wShape), bias = try b.random([11])
-        try b.compare(op: "conv2d+relu", direction: "forward", shape: "\(input) * \(wShape) [fused]") { be, cl in
-            if cl { return try b.opencl.conv2dBiasReLU(x.cl, weight: w.cl, bias: bias.cl, op) }
-            return try be.relu(be.conv2d(x.ref, weight: w.ref, bias: bias.ref, op))
+        let x = try be.tensor(randomValues(2 * 4 * 7 * 6), shape: [2, 4, 7, 6]), w = try be.tensor(randomValues(5 * 4 * 9), shape: [5, 4, 3, 3])
+        let bias = try be.tensor(randomValues(5), shape: [5]), dy = try be.tensor(randomValues(2 * 5 * 7 * 6), shape: [2, 5, 7, 6])
+        let a = try be.relu(be.tensor(randomValues(2 * 4 * 7 * 6), shape: [2, 4, 7, 6]))
+        XCTAssertLessThan(relativeError(try be.read(be.conv2dBiasReLU(x, weight: w, bias: bias, op)),
+                                        try be.read(be.relu(be.conv2d(x, weight: w, bias: bias, op)))), 1e-6)
+        for rule in ReLUBackwardRule.allCases {
+            let fused = try be.read(be.conv2dBackwardDataReLU(dy, weight: w, reluOutput: a, rule: rule, op))
+            let separate = try be.read(be.reluBackward(be.conv2dBackwardData(dy, weight: w, inputShape: x.shape, op), input: a, rule: rule))
+            XCTAssertLessThan(relativeError(fused, separate), 1e-6, "\(rule)")
         }
     }
 
