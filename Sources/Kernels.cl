@@ -443,6 +443,96 @@ __kernel void conv_gemm_filter_reduce(__global const float* part, __global float
     for (int s = 0; s < S; ++s) sum += part[(size_t)s * count + i];
     dw[i] = sum;
 }
+// --------------------------------------------------------------------------------------------
+// GPU-like tile set: conv_tiled_<RM>x<RN>, implicit GEMM staged through local memory, any geometry.
+//
+//   y[n, g*Og + o, p] = bias + sum_k A[o, k] * B[k, p],  A = w[g*Og + o] viewed as [Og, K = Cg*KH*KW],
+//   B[k = (c, ky, kx), p = (n, oh, ow)] = x[n, g*Cg + c, oh*SH - PT + ky*DH, ow*SW - PL + kx*DW] (0 outside).
+//
+// A work-group computes a 64 (output channels) x 64 (pixels) tile of y; each of its
+// (64/RN) x (64/RM) work-items owns RM x RN of it in registers. Per step of 16 along k the group
+// stages As[16][64] (weights, read as float4 along k) and Bs[16][64] (the im2col gather, one
+// pixel column per work-item, neighbouring work-items on neighbouring pixels) in local memory,
+// then every work-item reads float4 runs of both. The sum runs over k in order: deterministic.
+// Backward-data (stride 1) is this kernel on the output gradient with the weights transposed and
+// rotated (conv_gemm_pack with M = 1, flip = 1) and pads (extent - pad). The epilogue is the GEMM
+// kernels' (CONV_EPI_*). global = (ceil(N*OH*OW / 64) * 64/RN, G * ceil(Og / 64) * 64/RM).
+#define CONV_TILE 64
+#define CONV_TILE_K 16
+#define CONV_TILED(RM, RN)                                                                                       \
+__kernel __attribute__((reqd_work_group_size(CONV_TILE / RN, CONV_TILE / RM, 1)))                                \
+void conv_tiled_##RM##x##RN(__global const float* x, __global const float* w, __global const float* bias,        \
+        const int has_bias, const int epilogue, __global const float* mask, __global float* y,                   \
+        const int N, const int C, const int H, const int W, const int O, const int OH, const int OW,             \
+        const int KH, const int KW, const int SH, const int SW, const int PT, const int PL, const int DH,         \
+        const int DW, const int G) {                                                                              \
+    const int TX = CONV_TILE / RN, L = TX * (CONV_TILE / RM);                                                    \
+    const int tx = get_local_id(0), ty = get_local_id(1), lid = ty * TX + tx;                                    \
+    const int Og = O / G, Cg = C / G, KK = KH * KW, K = Cg * KK, P = N * OH * OW, plane = OH * OW;              \
+    const int MB = (Og + CONV_TILE - 1) / CONV_TILE;                                                             \
+    const int p0 = get_group_id(0) * CONV_TILE, g = get_group_id(1) / MB, m0 = (get_group_id(1) % MB) * CONV_TILE; \
+    __local float As[CONV_TILE_K][CONV_TILE];                                                                    \
+    __local float Bs[CONV_TILE_K][CONV_TILE];                                                                    \
+    /* L is a multiple of 64, so this work-item always gathers the same pixel column of B. */                    \
+    const int pc = lid % CONV_TILE, p = p0 + pc;                                                                 \
+    const int pn = p / plane, poh = (p % plane) / OW, pow_ = p % OW;                                             \
+    const int ih0 = poh * SH - PT, iw0 = pow_ * SW - PL;                                                         \
+    const __global float* xb = x + ((size_t)pn * C + g * Cg) * H * W;                                            \
+    float acc[RM][RN];                                                                                            \
+    _Pragma("unroll") for (int i = 0; i < RM; ++i) _Pragma("unroll") for (int j = 0; j < RN; ++j) acc[i][j] = 0.0f; \
+    for (int k0 = 0; k0 < K; k0 += CONV_TILE_K) {                                                                \
+        for (int f = lid; f < CONV_TILE * CONV_TILE_K / 4; f += L) {                                             \
+            const int m = f / (CONV_TILE_K / 4), kq = (f % (CONV_TILE_K / 4)) * 4, o = m0 + m, k = k0 + kq;      \
+            float4 v = (float4)(0.0f);                                                                            \
+            if (o < Og) {                                                                                         \
+                const __global float* wr = w + (size_t)(g * Og + o) * K + k;                                     \
+                if (k + 3 < K) v = vload4(0, wr);                                                                 \
+                else if (k < K) {                                                                                 \
+                    v.x = wr[0];                                                                                  \
+                    if (k + 1 < K) v.y = wr[1];                                                                   \
+                    if (k + 2 < K) v.z = wr[2];                                                                   \
+                }                                                                                                 \
+            }                                                                                                     \
+            As[kq][m] = v.x; As[kq + 1][m] = v.y; As[kq + 2][m] = v.z; As[kq + 3][m] = v.w;                     \
+        }                                                                                                         \
+        for (int kk = lid / CONV_TILE; kk < CONV_TILE_K; kk += L / CONV_TILE) {                                  \
+            const int k = k0 + kk;                                                                                \
+            float v = 0.0f;                                                                                       \
+            if (k < K && p < P) {                                                                                 \
+                const int c = k / KK, t = k % KK;                                                                 \
+                const int ih = ih0 + (t / KW) * DH, iw = iw0 + (t % KW) * DW;                                    \
+                if (ih >= 0 && ih < H && iw >= 0 && iw < W) v = xb[((size_t)c * H + ih) * W + iw];               \
+            }                                                                                                     \
+            Bs[kk][pc] = v;                                                                                       \
+        }                                                                                                         \
+        barrier(CLK_LOCAL_MEM_FENCE);                                                                             \
+        _Pragma("unroll") for (int kk = 0; kk < CONV_TILE_K; ++kk) {                                             \
+            float a[RM], b[RN];                                                                                   \
+            _Pragma("unroll") for (int i = 0; i < RM; i += 4) vstore4(vload4(0, &As[kk][ty * RM + i]), 0, a + i); \
+            _Pragma("unroll") for (int j = 0; j < RN; j += 4) vstore4(vload4(0, &Bs[kk][tx * RN + j]), 0, b + j); \
+            _Pragma("unroll") for (int i = 0; i < RM; ++i)                                                        \
+                _Pragma("unroll") for (int j = 0; j < RN; ++j) acc[i][j] = mad(a[i], b[j], acc[i][j]);            \
+        }                                                                                                         \
+        barrier(CLK_LOCAL_MEM_FENCE);                                                                             \
+    }                                                                                                             \
+    _Pragma("unroll") for (int j = 0; j < RN; ++j) {                                                              \
+        const int q = p0 + tx * RN + j;                                                                           \
+        if (q >= P) break;                                                                                        \
+        const int qn = q / plane, qr = q % plane;                                                                 \
+        _Pragma("unroll") for (int i = 0; i < RM; ++i) {                                                          \
+            const int o = m0 + ty * RM + i;                                                                       \
+            if (o >= Og) break;                                                                                   \
+            const size_t d = ((size_t)qn * O + g * Og + o) * plane + qr;                                          \
+            float v = acc[i][j] + (has_bias ? bias[g * Og + o] : 0.0f);                                          \
+            if (epilogue == CONV_EPI_RELU) v = fmax(v, 0.0f);                                                     \
+            else if (epilogue >= CONV_EPI_MASK && !relu_gate_open(epilogue - CONV_EPI_MASK, mask[d], v)) v = 0.0f; \
+            y[d] = v;                                                                                             \
+        }                                                                                                         \
+    }                                                                                                             \
+}
+CONV_TILED(4, 4)
+CONV_TILED(8, 4)
+CONV_TILED(8, 8)
 // ==== end of fast convolutions (issue 7) ====
 
 // ==== Non-convolution kernels ====

@@ -31,6 +31,7 @@ public final class ConvTuner {
     private var choices: [String: String]
     private var seconds: [String: Double]
     /// The heuristic's GEMM kernels use float16 vectors per work-item: right for CPU-like devices only.
+    /// Devices without them have on-chip local memory, where the tiled variants are candidates too.
     private let wideVectors: Bool
 
     init(cache: ProgramCache, deviceKey: String, wideVectors: Bool) {
@@ -100,8 +101,9 @@ public final class ConvTuner {
 
     private func choose(_ direction: ConvDirection, _ op: Conv2D, input: Shape, weight: Shape,
                         time: (ConvVariant) throws -> Double) throws -> (ConvVariant, Source, Double?) {
-        let candidates = ConvVariant.candidates(direction, op)
-        if let f = forced[direction], candidates.contains(f) { return (f, .forced, nil) }
+        // Anything that can compute the pass may be forced (tests run the tiled set on any device).
+        if let f = forced[direction], ConvVariant.candidates(direction, op).contains(f) { return (f, .forced, nil) }
+        let candidates = ConvVariant.candidates(direction, op, localMemory: !wideVectors)
         let key = Self.key(direction, op, input: input, weight: weight)
         if let name = choices[key], let v = ConvVariant(name), candidates.contains(v) { return (v, .stored, seconds[key]) }
         guard mode == .tune, tunedDirections.contains(direction), candidates.count > 1 else {
@@ -122,7 +124,7 @@ public final class ConvTuner {
     static func heuristic(_ direction: ConvDirection, _ op: Conv2D, input: Shape, weight: Shape, _ candidates: [ConvVariant]) -> ConvVariant {
         guard candidates.count > 1 else { return .direct }
         switch direction {
-        case .forward, .backwardData: return .gemm(rows: 8, vectors: 3)
+        case .forward, .backwardData: return candidates.contains(.gemm(rows: 8, vectors: 3)) ? .gemm(rows: 8, vectors: 3) : .direct
         case .backwardFilter:
             let items = weight[1] * ((weight[2] * weight[3] + 2) / 3) * op.groups * ((weight[0] / op.groups + 7) / 8)
             let want = (256 + items - 1) / items

@@ -11,22 +11,28 @@ public enum ConvDirection: String, Codable, Sendable, CaseIterable {
 /// `direct`: the tiled direct kernels (`conv2d_fwd`, `conv2d_bwd_data`, `conv2d_bwd_filter`), any geometry.
 /// `gemm`: `conv_gemm_<rows>x<vectors>` on the zero-padded flat grid (stride 1): `rows` output
 /// channels x `vectors` float16 pixel vectors per work-item. `filter`: `conv_gemm_filter_<rows>x<taps>`
-/// split into `slices` partial sums and reduced in a fixed order (stride 1).
+/// split into `slices` partial sums and reduced in a fixed order (stride 1). `tiled`:
+/// `conv_tiled_<rows>x<columns>`, the GPU-like tile set: 64 x 64 work-group tiles staged in local
+/// memory, `rows` output channels x `columns` pixels per work-item (forward of any geometry;
+/// backward-data at stride 1). A tuner candidate only where local memory is on-chip.
 public enum ConvVariant: Hashable, Sendable, CustomStringConvertible {
     case direct
     case gemm(rows: Int, vectors: Int)
     case filter(rows: Int, taps: Int, slices: Int)
+    case tiled(rows: Int, columns: Int)
 
-    /// Register blocks compiled into Kernels.cl (`CONV_GEMM(M, NV)`, `CONV_GEMM_FILTER(MO, TK)`).
+    /// Register blocks compiled into Kernels.cl (`CONV_GEMM(M, NV)`, `CONV_GEMM_FILTER(MO, TK)`, `CONV_TILED(RM, RN)`).
     public static let gemmBlocks = [(8, 3), (12, 2), (6, 4), (4, 2)]
     public static let filterBlocks = [(8, 3), (4, 3), (6, 4)]
     public static let filterSlices = [1, 4, 16]
+    public static let tiledBlocks = [(4, 4), (8, 4), (8, 8)]
 
     public var description: String {
         switch self {
         case .direct: return "direct"
         case .gemm(let m, let nv): return "gemm\(m)x\(nv)"
         case .filter(let m, let t, let s): return "filter\(m)x\(t)s\(s)"
+        case .tiled(let m, let n): return "tiled\(m)x\(n)"
         }
     }
 
@@ -39,6 +45,8 @@ public enum ConvVariant: Hashable, Sendable, CustomStringConvertible {
         }
         if text.hasPrefix("gemm"), let v = ints(text.dropFirst(4)), v.count == 2, Self.gemmBlocks.contains(where: { $0 == (v[0], v[1]) }) {
             self = .gemm(rows: v[0], vectors: v[1])
+        } else if text.hasPrefix("tiled"), let v = ints(text.dropFirst(5)), v.count == 2, Self.tiledBlocks.contains(where: { $0 == (v[0], v[1]) }) {
+            self = .tiled(rows: v[0], columns: v[1])
         } else if text.hasPrefix("filter"), let v = ints(text.dropFirst(6)), v.count == 3,
                   Self.filterBlocks.contains(where: { $0 == (v[0], v[1]) }), v[2] >= 1 {
             self = .filter(rows: v[0], taps: v[1], slices: v[2])
@@ -47,13 +55,18 @@ public enum ConvVariant: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
-    /// The variants that can compute `direction` of `op`, the direct kernels first.
-    public static func candidates(_ direction: ConvDirection, _ op: Conv2D) -> [ConvVariant] {
-        guard FlatGrid.applies(direction, op) else { return [.direct] }
+    /// The variants that can compute `direction` of `op`, the direct kernels first; the tiled ones
+    /// only with `localMemory` (the tuner's candidates on devices whose local memory is on-chip).
+    public static func candidates(_ direction: ConvDirection, _ op: Conv2D, localMemory: Bool = true) -> [ConvVariant] {
+        let flat = FlatGrid.applies(direction, op)
+        let tiled = localMemory && (direction == .forward || (direction == .backwardData && flat))
+        var list: [ConvVariant] = [.direct]
         switch direction {
-        case .forward, .backwardData: return [.direct] + gemmBlocks.map { .gemm(rows: $0.0, vectors: $0.1) }
-        case .backwardFilter: return [.direct] + filterBlocks.flatMap { b in filterSlices.map { .filter(rows: b.0, taps: b.1, slices: $0) } }
+        case .forward, .backwardData: if flat { list += gemmBlocks.map { .gemm(rows: $0.0, vectors: $0.1) } }
+        case .backwardFilter: if flat { list += filterBlocks.flatMap { b in filterSlices.map { .filter(rows: b.0, taps: b.1, slices: $0) } } }
         }
+        if tiled { list += tiledBlocks.map { .tiled(rows: $0.0, columns: $0.1) } }
+        return list
     }
 }
 
@@ -153,6 +166,38 @@ extension OpenCLBackend {
         let wp = try packWeights(weight, op, rows: m, flip: true)
         try gemm(op, rows: m, vectors: nv, source: dyp, grid: grid, packed: wp, reduction: weight.shape[0] / op.groups,
                  bias: nil, epilogue: mask.map { .mask($0.output, $0.rule) } ?? .none, output: inputGrad, fallback: weight)
+    }
+
+    /// `conv_tiled_<m>x<n>`: `output` = conv(`input`, `weight`) with the geometry given explicitly.
+    private func tiled(rows m: Int, columns n: Int, input: Tensor, weight: Tensor, bias: Tensor?, epilogue: ConvEpilogue, output: Tensor,
+                       kernel: (h: Int, w: Int), stride: (h: Int, w: Int), pad: (top: Int, left: Int), dilation: (h: Int, w: Int), groups: Int) throws {
+        let xs = input.shape, ys = output.shape
+        let tile = 64, og = ys[1] / groups
+        let pixels = ys[0] * ys[2] * ys[3]
+        try launch("conv_tiled_\(m)x\(n)", global: [(pixels + tile - 1) / tile * (tile / n), groups * ((og + tile - 1) / tile) * (tile / m)],
+                   local: [tile / n, tile / m],
+                   arguments: [.tensor(input), .tensor(weight), .tensor(bias ?? weight), .int(bias == nil ? 0 : 1), .int(epilogue.code),
+                               .tensor(epilogue.mask ?? weight), .tensor(output), .int(xs[0]), .int(xs[1]), .int(xs[2]), .int(xs[3]),
+                               .int(ys[1]), .int(ys[2]), .int(ys[3]), .int(kernel.h), .int(kernel.w), .int(stride.h), .int(stride.w),
+                               .int(pad.top), .int(pad.left), .int(dilation.h), .int(dilation.w), .int(groups)])
+    }
+
+    func tiledForward(_ op: Conv2D, rows m: Int, columns n: Int, input: Tensor, weight: Tensor, bias: Tensor?, relu: Bool, output: Tensor) throws {
+        let w = op.window
+        try tiled(rows: m, columns: n, input: input, weight: weight, bias: bias, epilogue: relu ? .relu : .none, output: output,
+                  kernel: (w.kernelH, w.kernelW), stride: (w.strideH, w.strideW), pad: (w.padTop, w.padLeft),
+                  dilation: (w.dilationH, w.dilationW), groups: op.groups)
+    }
+
+    /// Stride 1: dx = the output gradient correlated with the transposed, rotated weights (packed
+    /// with one row per block, i.e. as a plain `[C, O / G, KH, KW]` weight), padded by extent - pad.
+    func tiledBackwardData(_ op: Conv2D, rows m: Int, columns n: Int, outputGrad: Tensor, weight: Tensor, mask: ReLUMask?, inputGrad: Tensor) throws {
+        let w = op.window, ws = weight.shape
+        let flipped = try packWeights(weight, op, rows: 1, flip: true).reshaped(to: [ws[1] * op.groups, ws[0] / op.groups, ws[2], ws[3]])
+        try tiled(rows: m, columns: n, input: outputGrad, weight: flipped, bias: nil, epilogue: mask.map { .mask($0.output, $0.rule) } ?? .none,
+                  output: inputGrad, kernel: (w.kernelH, w.kernelW), stride: (1, 1),
+                  pad: ((w.kernelH - 1) * w.dilationH - w.padTop, (w.kernelW - 1) * w.dilationW - w.padLeft),
+                  dilation: (w.dilationH, w.dilationW), groups: op.groups)
     }
 
     func gemmBackwardFilter(_ op: Conv2D, rows mo: Int, taps tk: Int, slices: Int, input: Tensor, outputGrad: Tensor, weightGrad: Tensor) throws {

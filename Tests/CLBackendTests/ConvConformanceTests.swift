@@ -41,8 +41,9 @@ final class ConvConformanceTests: XCTestCase {
         ConvCase(name: "gapnet-like 14x14", input: [4, 16, 14, 14], outChannels: 32, op: Conv2D(window: Window2D(kernel: 3, padding: 1))),
     ]
 
+    @discardableResult
     func runConvCases(tiling: ConvTiling?, label: String, cases: [ConvCase] = convCases,
-                      variants: [ConvDirection: ConvVariant] = [.forward: .direct, .backwardData: .direct, .backwardFilter: .direct]) throws {
+                      variants: [ConvDirection: ConvVariant] = [.forward: .direct, .backwardData: .direct, .backwardFilter: .direct]) throws -> Backends {
         let b = try Backends(tiling: tiling)
         b.opencl.convTuner.forced = variants
         for k in cases {
@@ -64,6 +65,7 @@ final class ConvConformanceTests: XCTestCase {
                 try b.compare(op: "conv2d", direction: "backward-bias", shape: shape) { be, cl in try be.biasGradient(cl ? dy.cl : dy.ref) }
             }
         }
+        return b
     }
 
     func testConvolutionWithDeviceTiling() throws { try runConvCases(tiling: nil, label: "") }
@@ -88,15 +90,34 @@ final class ConvConformanceTests: XCTestCase {
         }
     }
 
+    /// The GPU-like tile set (`conv_tiled_*`: 64 x 64 work-group tiles in local memory, float4 reads)
+    /// on every geometry (forward; backward-data where stride 1 allows, the direct kernel elsewhere),
+    /// plus shapes spanning several tiles with ragged edges: 70 output channels (two channel tiles),
+    /// 286 and 1001 pixels, reduction lengths 171 and 50 (not multiples of the 16-deep k step).
+    func testConvolutionTiledVariants() throws {
+        let ragged = [
+            ConvCase(name: "70 channels, 3x3 pad 1", input: [2, 19, 13, 11], outChannels: 70, op: Conv2D(window: Window2D(kernel: 3, padding: 1))),
+            ConvCase(name: "5x5 stride 2 groups 2", input: [1, 4, 63, 65], outChannels: 6, op: Conv2D(window: Window2D(kernel: 5, stride: 2, padding: 2), groups: 2)),
+        ]
+        for block in ConvVariant.tiledBlocks {
+            let tiled = ConvVariant.tiled(rows: block.0, columns: block.1)
+            let b = try runConvCases(tiling: nil, label: " [\(tiled)]", cases: Self.convCases + Self.gemmCases + ragged,
+                                     variants: [.forward: tiled, .backwardData: tiled, .backwardFilter: .direct])
+            XCTAssertGreaterThanOrEqual(b.opencl.launchCounts["conv_tiled_\(block.0)x\(block.1)"] ?? 0, 2 * ragged.count, "the tiled kernel ran")
+        }
+    }
+
     /// Conv + bias + ReLU in one pass, and conv backward-data fused with the backward (every rule)
     /// of the ReLU that fed the convolution, under every variant (direct: a separate ReLU pass in
-    /// place; GEMM: in the kernel's epilogue), against the reference; shapes with an asymmetric pad,
+    /// place; GEMM and tiled: in the kernel's epilogue), against the reference; shapes with an asymmetric pad,
     /// groups, and a stride of 2 (direct kernels only) plus a pad beyond the kernel extent
     /// (backward-data direct only).
     func testFusedConvolutionReLU() throws {
         let b = try Backends()
         let cases = [Self.gemmCases[1], Self.gemmCases[3], Self.gemmCases[5], Self.convCases[1]]
-        for variant in [ConvVariant.direct] + ConvVariant.gemmBlocks.map({ .gemm(rows: $0.0, vectors: $0.1) }) {
+        let variants = [ConvVariant.direct] + ConvVariant.gemmBlocks.map { .gemm(rows: $0.0, vectors: $0.1) }
+            + ConvVariant.tiledBlocks.map { .tiled(rows: $0.0, columns: $0.1) }
+        for variant in variants {
             b.opencl.convTuner.forced = [.forward: variant, .backwardData: variant]
             for k in cases {
                 let wShape: Shape = [k.outChannels, k.input[1] / k.op.groups, k.op.window.kernelH, k.op.window.kernelW]
