@@ -533,6 +533,125 @@ void conv_tiled_##RM##x##RN(__global const float* x, __global const float* w, __
 CONV_TILED(4, 4)
 CONV_TILED(8, 4)
 CONV_TILED(8, 8)
+// --------------------------------------------------------------------------------------------
+// Winograd F(2x2, 3x3) (Lavin & Gray 2016): 3x3 kernels, stride 1, dilation 1, one group.
+// Each 2x2 output tile t = (n, th, tw) reads the 4x4 input patch d at (2*th - PT, 2*tw - PL):
+//   V = B^T d B (input transform), U = G w G^T (weight transform), M = U .* V summed over the
+//   input channels, one GEMM per position (16 of them), and Y = A^T M A (output transform), with
+//   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1],
+//   A^T = [1 1 1 0; 0 1 -1 -1]: 16 multiplies per tile and channel pair instead of 36.
+// Layouts: V [16, C, Tp] and M [16, O, Tp] with the tile count T padded to Tp (a multiple of 32,
+// zero tiles past T); U [16, OB, C, 8]: 8 output channels contiguous per (position, block, c).
+
+// global = (Tp, C).
+__kernel void wino_input_transform(__global const float* x, __global float* v, const int N, const int C, const int H,
+                                   const int W, const int TH, const int TW, const int PT, const int PL, const int Tp) {
+    const int t = get_global_id(0), c = get_global_id(1);
+    if (t >= Tp || c >= C) return;
+    float d[4][4];
+    const int tiles = TH * TW;
+    const bool live = t < N * tiles;
+    const int n = t / tiles, th = (t % tiles) / TW, tw = t % TW;
+    const __global float* xc = x + ((size_t)n * C + c) * H * W;
+    for (int i = 0; i < 4; ++i) {
+        const int r = 2 * th - PT + i;
+        for (int j = 0; j < 4; ++j) {
+            const int q = 2 * tw - PL + j;
+            d[i][j] = (live && r >= 0 && r < H && q >= 0 && q < W) ? xc[r * W + q] : 0.0f;
+        }
+    }
+    float b[4][4];   // B^T d
+    for (int j = 0; j < 4; ++j) {
+        b[0][j] = d[0][j] - d[2][j];
+        b[1][j] = d[1][j] + d[2][j];
+        b[2][j] = d[2][j] - d[1][j];
+        b[3][j] = d[1][j] - d[3][j];
+    }
+    for (int i = 0; i < 4; ++i) {   // (B^T d) B
+        const float e[4] = {b[i][0] - b[i][2], b[i][1] + b[i][2], b[i][2] - b[i][1], b[i][1] - b[i][3]};
+        for (int j = 0; j < 4; ++j) v[((size_t)(i * 4 + j) * C + c) * Tp + t] = e[j];
+    }
+}
+
+// w [O, C, 3, 3] -> U [16, OB, C, 8]. global = (OB * 8 * C).
+__kernel void wino_weight_transform(__global const float* w, __global float* u, const int O, const int C) {
+    const int e = get_global_id(0), OB = (O + 7) / 8;
+    if (e >= OB * 8 * C) return;
+    const int m = e % 8, c = (e / 8) % C, ob = e / (8 * C), o = ob * 8 + m;
+    float g[3][3];
+    for (int i = 0; i < 9; ++i) g[i / 3][i % 3] = o < O ? w[((size_t)o * C + c) * 9 + i] : 0.0f;
+    float a[4][3];   // G g
+    for (int j = 0; j < 3; ++j) {
+        a[0][j] = g[0][j];
+        a[1][j] = 0.5f * (g[0][j] + g[1][j] + g[2][j]);
+        a[2][j] = 0.5f * (g[0][j] - g[1][j] + g[2][j]);
+        a[3][j] = g[2][j];
+    }
+    for (int i = 0; i < 4; ++i) {   // (G g) G^T
+        const float r[4] = {a[i][0], 0.5f * (a[i][0] + a[i][1] + a[i][2]), 0.5f * (a[i][0] - a[i][1] + a[i][2]), a[i][2]};
+        for (int j = 0; j < 4; ++j) u[((size_t)((i * 4 + j) * OB + ob) * C + c) * 8 + m] = r[j];
+    }
+}
+
+// M[pos, o, t] = sum_c U[pos, o, c] V[pos, c, t]: a work-item owns 8 channels x 32 tiles (two float16).
+// global = (Tp / 32, OB, 16).
+__kernel void wino_gemm(__global const float* u, __global const float* v, __global float* mo, const int O, const int C,
+                        const int Tp) {
+    const int t0 = get_global_id(0) * 32, ob = get_global_id(1), pos = get_global_id(2), OB = (O + 7) / 8;
+    if (t0 >= Tp || ob >= OB) return;
+    float16 acc[16];
+    for (int i = 0; i < 16; ++i) acc[i] = (float16)(0.0f);
+    const __global float* vr = v + (size_t)pos * C * Tp + t0;
+    const __global float* ur = u + (size_t)(pos * OB + ob) * C * 8;
+    for (int c = 0; c < C; ++c) {
+        const float16 v0 = vload16(0, vr), v1 = vload16(0, vr + 16);
+        for (int m = 0; m < 8; ++m) {
+            const float16 wv = (float16)(ur[m]);
+            acc[2 * m] = mad(v0, wv, acc[2 * m]);
+            acc[2 * m + 1] = mad(v1, wv, acc[2 * m + 1]);
+        }
+        vr += Tp;
+        ur += 8;
+    }
+    for (int m = 0; m < 8; ++m) {
+        const int o = ob * 8 + m;
+        if (o >= O) break;
+        __global float* out = mo + ((size_t)pos * O + o) * Tp + t0;
+        vstore16(acc[2 * m], 0, out);
+        vstore16(acc[2 * m + 1], 0, out + 16);
+    }
+}
+
+// y[n, o, 2*th + i, 2*tw + j] = (A^T M A)[i, j] + bias[o], then the epilogue (CONV_EPI_*; the mask
+// has y's layout). global = (T, O).
+__kernel void wino_output_transform(__global const float* mo, __global const float* bias, const int has_bias,
+                                    const int epilogue, __global const float* mask, __global float* y, const int N,
+                                    const int O, const int OH, const int OW, const int TH, const int TW, const int Tp) {
+    const int t = get_global_id(0), o = get_global_id(1), tiles = TH * TW;
+    if (t >= N * tiles || o >= O) return;
+    float m[4][4];
+    for (int p = 0; p < 16; ++p) m[p / 4][p % 4] = mo[((size_t)p * O + o) * Tp + t];
+    float a[2][4];   // A^T M
+    for (int j = 0; j < 4; ++j) {
+        a[0][j] = m[0][j] + m[1][j] + m[2][j];
+        a[1][j] = m[1][j] - m[2][j] - m[3][j];
+    }
+    const int n = t / tiles, th = (t % tiles) / TW, tw = t % TW;
+    const float b = has_bias ? bias[o] : 0.0f;
+    for (int i = 0; i < 2; ++i) {
+        const float r[2] = {a[i][0] + a[i][1] + a[i][2], a[i][1] - a[i][2] - a[i][3]};   // (A^T M) A
+        const int oh = 2 * th + i;
+        for (int j = 0; j < 2; ++j) {
+            const int ow = 2 * tw + j;
+            if (oh >= OH || ow >= OW) continue;
+            const size_t d = (((size_t)n * O + o) * OH + oh) * OW + ow;
+            float val = r[j] + b;
+            if (epilogue == CONV_EPI_RELU) val = fmax(val, 0.0f);
+            else if (epilogue >= CONV_EPI_MASK && !relu_gate_open(epilogue - CONV_EPI_MASK, mask[d], val)) val = 0.0f;
+            y[d] = val;
+        }
+    }
+}
 // ==== end of fast convolutions (issue 7) ====
 
 // ==== Non-convolution kernels ====

@@ -64,6 +64,7 @@ extension OpenCLBackend {
         if case .tiled(let m, let n) = variant {
             return try tiledForward(op, rows: m, columns: n, input: input, weight: weight, bias: bias, relu: relu, output: output)
         }
+        if variant == .winograd { return try winogradForward(op, input: input, weight: weight, bias: bias, relu: relu, output: output) }
         let (n, o, oh, ow) = (output.shape[0], output.shape[1], output.shape[2], output.shape[3])
         // Without a bias the kernel still needs a valid buffer argument; it never reads it.
         try launch("conv2d_fwd", global: [columns(ow), oh, n * op.groups * tiles(o / op.groups)], local: convLocal,
@@ -98,6 +99,9 @@ extension OpenCLBackend {
         }
         if case .tiled(let m, let n) = variant {
             return try tiledBackwardData(op, rows: m, columns: n, outputGrad: outputGrad, weight: weight, mask: mask, inputGrad: inputGrad)
+        }
+        if variant == .winograd {
+            return try winogradBackwardData(op, outputGrad: outputGrad, weight: weight, mask: mask, inputGrad: inputGrad)
         }
         let (n, c, h, w) = (inputGrad.shape[0], inputGrad.shape[1], inputGrad.shape[2], inputGrad.shape[3])
         // One column block per phase of the stride (see conv2d_bwd_data).

@@ -14,12 +14,16 @@ public enum ConvDirection: String, Codable, Sendable, CaseIterable {
 /// split into `slices` partial sums and reduced in a fixed order (stride 1). `tiled`:
 /// `conv_tiled_<rows>x<columns>`, the GPU-like tile set: 64 x 64 work-group tiles staged in local
 /// memory, `rows` output channels x `columns` pixels per work-item (forward of any geometry;
-/// backward-data at stride 1). A tuner candidate only where local memory is on-chip.
+/// backward-data at stride 1). A tuner candidate only where local memory is on-chip. `winograd`:
+/// F(2x2, 3x3), input and weight transforms, 16 GEMMs over the input channels, output transform.
 public enum ConvVariant: Hashable, Sendable, CustomStringConvertible {
     case direct
     case gemm(rows: Int, vectors: Int)
     case filter(rows: Int, taps: Int, slices: Int)
     case tiled(rows: Int, columns: Int)
+    /// Winograd F(2x2, 3x3): `wino_*` kernels (3x3, stride 1, dilation 1, one group; backward-data
+    /// with the rotated weights where the pads allow, as for `gemm`).
+    case winograd
 
     /// Register blocks compiled into Kernels.cl (`CONV_GEMM(M, NV)`, `CONV_GEMM_FILTER(MO, TK)`, `CONV_TILED(RM, RN)`).
     public static let gemmBlocks = [(8, 3), (12, 2), (6, 4), (4, 2)]
@@ -33,12 +37,14 @@ public enum ConvVariant: Hashable, Sendable, CustomStringConvertible {
         case .gemm(let m, let nv): return "gemm\(m)x\(nv)"
         case .filter(let m, let t, let s): return "filter\(m)x\(t)s\(s)"
         case .tiled(let m, let n): return "tiled\(m)x\(n)"
+        case .winograd: return "winograd2x2"
         }
     }
 
     /// Parses `description`; nil for anything else (a cache entry from another version is ignored).
     public init?(_ text: String) {
         if text == "direct" { self = .direct; return }
+        if text == "winograd2x2" { self = .winograd; return }
         func ints(_ body: Substring) -> [Int]? {
             let parts = body.split(whereSeparator: { $0 == "x" || $0 == "s" }).map { Int($0) }
             return parts.contains(where: { $0 == nil }) ? nil : parts.map { $0! }
@@ -66,7 +72,14 @@ public enum ConvVariant: Hashable, Sendable, CustomStringConvertible {
         case .backwardFilter: if flat { list += filterBlocks.flatMap { b in filterSlices.map { .filter(rows: b.0, taps: b.1, slices: $0) } } }
         }
         if tiled { list += tiledBlocks.map { .tiled(rows: $0.0, columns: $0.1) } }
+        if direction != .backwardFilter && flat && winogradApplies(op) { list.append(.winograd) }
         return list
+    }
+
+    /// 3x3 kernel, stride 1, dilation 1, one group.
+    static func winogradApplies(_ op: Conv2D) -> Bool {
+        let w = op.window
+        return w.kernelH == 3 && w.kernelW == 3 && w.strideH == 1 && w.strideW == 1 && w.dilationH == 1 && w.dilationW == 1 && op.groups == 1
     }
 }
 
@@ -198,6 +211,40 @@ extension OpenCLBackend {
                   output: inputGrad, kernel: (w.kernelH, w.kernelW), stride: (1, 1),
                   pad: ((w.kernelH - 1) * w.dilationH - w.padTop, (w.kernelW - 1) * w.dilationW - w.padLeft),
                   dilation: (w.dilationH, w.dilationW), groups: op.groups)
+    }
+
+    /// Winograd F(2x2, 3x3) of `input` [N, C, H, W] with `weight` [O, C, 3, 3] into `output` [N, O, OH, OW]
+    /// for pads (top, left); bottom and right follow from the output size.
+    private func winograd(input: Tensor, weight: Tensor, bias: Tensor?, epilogue: ConvEpilogue, output: Tensor, padTop: Int, padLeft: Int) throws {
+        let xs = input.shape, ys = output.shape
+        let (c, o) = (xs[1], ys[1])
+        let th = (ys[2] + 1) / 2, tw = (ys[3] + 1) / 2
+        let tiles = ys[0] * th * tw, padded = (tiles + 31) / 32 * 32, blocks = (o + 7) / 8
+        let v = try makeTensor([16 * c * padded], dtype: .float32)
+        let u = try makeTensor([16 * blocks * 8 * c], dtype: .float32)
+        let m = try makeTensor([16 * o * padded], dtype: .float32)
+        try launch("wino_input_transform", global: [padded, c], local: [32, 1],
+                   arguments: [.tensor(input), .tensor(v), .int(xs[0]), .int(c), .int(xs[2]), .int(xs[3]), .int(th), .int(tw),
+                               .int(padTop), .int(padLeft), .int(padded)])
+        try launch("wino_weight_transform", global: [blocks * 8 * c], local: [8], arguments: [.tensor(weight), .tensor(u), .int(o), .int(c)])
+        try launch("wino_gemm", global: [padded / 32, blocks, 16], local: Self.gemmLocal,
+                   arguments: [.tensor(u), .tensor(v), .tensor(m), .int(o), .int(c), .int(padded)])
+        try launch("wino_output_transform", global: [tiles, o], local: nil,
+                   arguments: [.tensor(m), .tensor(bias ?? weight), .int(bias == nil ? 0 : 1), .int(epilogue.code), .tensor(epilogue.mask ?? weight),
+                               .tensor(output), .int(ys[0]), .int(o), .int(ys[2]), .int(ys[3]), .int(th), .int(tw), .int(padded)])
+    }
+
+    func winogradForward(_ op: Conv2D, input: Tensor, weight: Tensor, bias: Tensor?, relu: Bool, output: Tensor) throws {
+        try winograd(input: input, weight: weight, bias: bias, epilogue: relu ? .relu : .none, output: output,
+                     padTop: op.window.padTop, padLeft: op.window.padLeft)
+    }
+
+    /// dx = Winograd of the output gradient with the transposed, rotated weights, pads 2 - pad.
+    func winogradBackwardData(_ op: Conv2D, outputGrad: Tensor, weight: Tensor, mask: ReLUMask?, inputGrad: Tensor) throws {
+        let ws = weight.shape
+        let flipped = try packWeights(weight, op, rows: 1, flip: true).reshaped(to: [ws[1], ws[0], 3, 3])
+        try winograd(input: outputGrad, weight: flipped, bias: nil, epilogue: mask.map { .mask($0.output, $0.rule) } ?? .none,
+                     output: inputGrad, padTop: 2 - op.window.padTop, padLeft: 2 - op.window.padLeft)
     }
 
     func gemmBackwardFilter(_ op: Conv2D, rows mo: Int, taps tk: Int, slices: Int, input: Tensor, outputGrad: Tensor, weightGrad: Tensor) throws {

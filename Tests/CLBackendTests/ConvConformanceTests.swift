@@ -107,16 +107,46 @@ final class ConvConformanceTests: XCTestCase {
         }
     }
 
+    /// Winograd F(2x2, 3x3), forward and backward-data (rotated weights, pads 2 - pad), against the
+    /// reference: odd output sizes (partial 2x2 tiles), no pad, asymmetric pads, more than 8 output
+    /// channels and more than 32 tiles (several GEMM blocks each way), batch 3.
+    func testConvolutionWinograd() throws {
+        let op = Conv2D(window: Window2D(kernel: 3, padding: 1))
+        let cases = [
+            Self.gemmCases[0],
+            ConvCase(name: "odd 13x11, 19 channels", input: [1, 5, 13, 11], outChannels: 19, op: op),
+            ConvCase(name: "no pad", input: [2, 3, 10, 7], outChannels: 4, op: Conv2D(window: Window2D(kernel: 3))),
+            ConvCase(name: "asymmetric pad (0, 1, 2, 0)", input: [2, 4, 9, 12], outChannels: 6, op: Conv2D(window: Window2D(kernel: (3, 3), padding: (0, 1, 2, 0)))),
+            ConvCase(name: "gapnet-like 14x14", input: [4, 16, 14, 14], outChannels: 32, op: op, bias: false),
+        ]
+        let b = try runConvCases(tiling: nil, label: " [winograd2x2]", cases: cases,
+                                 variants: [.forward: .winograd, .backwardData: .winograd, .backwardFilter: .direct])
+        XCTAssertEqual(b.opencl.launchCounts["wino_gemm"], 2 * cases.count, "one forward and one backward-data per case")
+    }
+
+    /// The Float64 Winograd reference (the transform matrices) equals the direct definition.
+    func testReferenceWinogradEqualsTheDefinition() {
+        for (input, o, op) in [([2, 3, 7, 9] as Shape, 4, Conv2D(window: Window2D(kernel: 3, padding: 1))),
+                               ([1, 2, 6, 5], 3, Conv2D(window: Window2D(kernel: (3, 3), padding: (0, 2, 1, 0))))] {
+            let wShape: Shape = [o, input[1], 3, 3]
+            let x = randomValues(input.count).map(Double.init), w = randomValues(wShape.count).map(Double.init)
+            let direct = Reference.conv2dForward(op, input: x, inputShape: input, weight: w, weightShape: wShape, bias: nil)
+            let wino = Reference.conv2dWinograd2x2(op, input: x, inputShape: input, weight: w, weightShape: wShape)
+            XCTAssertEqual(wino.count, direct.count)
+            XCTAssertLessThan(zip(wino, direct).map { abs($0 - $1) }.max()!, 1e-12, "\(input) \(op.window)")
+        }
+    }
+
     /// Conv + bias + ReLU in one pass, and conv backward-data fused with the backward (every rule)
     /// of the ReLU that fed the convolution, under every variant (direct: a separate ReLU pass in
-    /// place; GEMM and tiled: in the kernel's epilogue), against the reference; shapes with an asymmetric pad,
-    /// groups, and a stride of 2 (direct kernels only) plus a pad beyond the kernel extent
+    /// place; GEMM, tiled, Winograd: in the kernel's epilogue), against the reference; shapes with a 3x3
+    /// kernel (Winograd applies), an asymmetric pad, groups, and a stride of 2 (direct kernels only) plus a pad beyond the kernel extent
     /// (backward-data direct only).
     func testFusedConvolutionReLU() throws {
         let b = try Backends()
-        let cases = [Self.gemmCases[1], Self.gemmCases[3], Self.gemmCases[5], Self.convCases[1]]
+        let cases = [Self.gemmCases[0], Self.gemmCases[1], Self.gemmCases[3], Self.gemmCases[5], Self.convCases[1]]
         let variants = [ConvVariant.direct] + ConvVariant.gemmBlocks.map { .gemm(rows: $0.0, vectors: $0.1) }
-            + ConvVariant.tiledBlocks.map { .tiled(rows: $0.0, columns: $0.1) }
+            + ConvVariant.tiledBlocks.map { .tiled(rows: $0.0, columns: $0.1) } + [.winograd]
         for variant in variants {
             b.opencl.convTuner.forced = [.forward: variant, .backwardData: variant]
             for k in cases {
