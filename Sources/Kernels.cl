@@ -540,25 +540,23 @@ CONV_TILED(8, 8)
 //   input channels, one GEMM per position (16 of them), and Y = A^T M A (output transform), with
 //   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1],
 //   A^T = [1 1 1 0; 0 1 -1 -1]: 16 multiplies per tile and channel pair instead of 36.
-// Layouts: V [16, C, Tp] and M [16, O, Tp] with the tile count T padded to Tp (a multiple of 32,
+// Layouts: V [16, C, Tp] and M [16, O, Tp] with the tile count T padded to Tp (a multiple of 48,
 // zero tiles past T); U [16, OB, C, 8]: 8 output channels contiguous per (position, block, c).
 
-// global = (Tp, C).
-__kernel void wino_input_transform(__global const float* x, __global float* v, const int N, const int C, const int H,
-                                   const int W, const int TH, const int TW, const int PT, const int PL, const int Tp) {
+// xp is x zero-padded by conv_gemm_pad to planes of (2*TH + 2) rows of Wp = 2*TW + 2 columns, so
+// the 4x4 patches need no bounds checks. global = (Tp, C).
+__kernel void wino_input_transform(__global const float* xp, __global float* v, const int N, const int C, const int TH,
+                                   const int TW, const int Tp) {
     const int t = get_global_id(0), c = get_global_id(1);
     if (t >= Tp || c >= C) return;
+    const int tiles = TH * TW, Wp = 2 * TW + 2;
     float d[4][4];
-    const int tiles = TH * TW;
-    const bool live = t < N * tiles;
-    const int n = t / tiles, th = (t % tiles) / TW, tw = t % TW;
-    const __global float* xc = x + ((size_t)n * C + c) * H * W;
-    for (int i = 0; i < 4; ++i) {
-        const int r = 2 * th - PT + i;
-        for (int j = 0; j < 4; ++j) {
-            const int q = 2 * tw - PL + j;
-            d[i][j] = (live && r >= 0 && r < H && q >= 0 && q < W) ? xc[r * W + q] : 0.0f;
-        }
+    if (t < N * tiles) {
+        const int n = t / tiles, th = (t % tiles) / TW, tw = t % TW;
+        const __global float* xc = xp + ((size_t)n * C + c) * (2 * TH + 2) * Wp + 2 * th * Wp + 2 * tw;
+        for (int i = 0; i < 4; ++i) for (int j = 0; j < 4; ++j) d[i][j] = xc[i * Wp + j];
+    } else {
+        for (int i = 0; i < 4; ++i) for (int j = 0; j < 4; ++j) d[i][j] = 0.0f;
     }
     float b[4][4];   // B^T d
     for (int j = 0; j < 4; ++j) {
@@ -593,32 +591,34 @@ __kernel void wino_weight_transform(__global const float* w, __global float* u, 
     }
 }
 
-// M[pos, o, t] = sum_c U[pos, o, c] V[pos, c, t]: a work-item owns 8 channels x 32 tiles (two float16).
-// global = (Tp / 32, OB, 16).
+// M[pos, o, t] = sum_c U[pos, o, c] V[pos, c, t]: a work-item owns 8 channels x 48 tiles (three
+// float16, the conv_gemm_8x3 register block). global = (Tp / 48, OB, 16).
 __kernel void wino_gemm(__global const float* u, __global const float* v, __global float* mo, const int O, const int C,
                         const int Tp) {
-    const int t0 = get_global_id(0) * 32, ob = get_global_id(1), pos = get_global_id(2), OB = (O + 7) / 8;
+    const int t0 = get_global_id(0) * 48, ob = get_global_id(1), pos = get_global_id(2), OB = (O + 7) / 8;
     if (t0 >= Tp || ob >= OB) return;
-    float16 acc[16];
-    for (int i = 0; i < 16; ++i) acc[i] = (float16)(0.0f);
+    float16 acc[24];
+    _Pragma("unroll") for (int i = 0; i < 24; ++i) acc[i] = (float16)(0.0f);
     const __global float* vr = v + (size_t)pos * C * Tp + t0;
     const __global float* ur = u + (size_t)(pos * OB + ob) * C * 8;
     for (int c = 0; c < C; ++c) {
-        const float16 v0 = vload16(0, vr), v1 = vload16(0, vr + 16);
-        for (int m = 0; m < 8; ++m) {
+        const float16 v0 = vload16(0, vr), v1 = vload16(0, vr + 16), v2 = vload16(0, vr + 32);
+        _Pragma("unroll") for (int m = 0; m < 8; ++m) {
             const float16 wv = (float16)(ur[m]);
-            acc[2 * m] = mad(v0, wv, acc[2 * m]);
-            acc[2 * m + 1] = mad(v1, wv, acc[2 * m + 1]);
+            acc[3 * m] = mad(v0, wv, acc[3 * m]);
+            acc[3 * m + 1] = mad(v1, wv, acc[3 * m + 1]);
+            acc[3 * m + 2] = mad(v2, wv, acc[3 * m + 2]);
         }
         vr += Tp;
         ur += 8;
     }
-    for (int m = 0; m < 8; ++m) {
+    _Pragma("unroll") for (int m = 0; m < 8; ++m) {
         const int o = ob * 8 + m;
         if (o >= O) break;
         __global float* out = mo + ((size_t)pos * O + o) * Tp + t0;
-        vstore16(acc[2 * m], 0, out);
-        vstore16(acc[2 * m + 1], 0, out + 16);
+        vstore16(acc[3 * m], 0, out);
+        vstore16(acc[3 * m + 1], 0, out + 16);
+        vstore16(acc[3 * m + 2], 0, out + 32);
     }
 }
 

@@ -219,15 +219,19 @@ extension OpenCLBackend {
         let xs = input.shape, ys = output.shape
         let (c, o) = (xs[1], ys[1])
         let th = (ys[2] + 1) / 2, tw = (ys[3] + 1) / 2
-        let tiles = ys[0] * th * tw, padded = (tiles + 31) / 32 * 32, blocks = (o + 7) / 8
+        let tiles = ys[0] * th * tw, padded = (tiles + 47) / 48 * 48, blocks = (o + 7) / 8
+        let gridWidth = 2 * tw + 2, gridPlane = (2 * th + 2) * gridWidth
+        let xp = try makeTensor([xs[0] * c * gridPlane], dtype: .float32)
         let v = try makeTensor([16 * c * padded], dtype: .float32)
         let u = try makeTensor([16 * blocks * 8 * c], dtype: .float32)
         let m = try makeTensor([16 * o * padded], dtype: .float32)
-        try launch("wino_input_transform", global: [padded, c], local: [32, 1],
-                   arguments: [.tensor(input), .tensor(v), .int(xs[0]), .int(c), .int(xs[2]), .int(xs[3]), .int(th), .int(tw),
-                               .int(padTop), .int(padLeft), .int(padded)])
+        try launch("conv_gemm_pad", global: [gridPlane, xs[0] * c], local: [64, 1],
+                   arguments: [.tensor(input), .tensor(xp), .int(xs[0] * c), .int(xs[2]), .int(xs[3]), .int(gridWidth),
+                               .int(padTop), .int(padLeft), .int(gridPlane)])
+        try launch("wino_input_transform", global: [padded, c], local: [48, 1],
+                   arguments: [.tensor(xp), .tensor(v), .int(xs[0]), .int(c), .int(th), .int(tw), .int(padded)])
         try launch("wino_weight_transform", global: [blocks * 8 * c], local: [8], arguments: [.tensor(weight), .tensor(u), .int(o), .int(c)])
-        try launch("wino_gemm", global: [padded / 32, blocks, 16], local: Self.gemmLocal,
+        try launch("wino_gemm", global: [padded / 48, blocks, 16], local: Self.gemmLocal,
                    arguments: [.tensor(u), .tensor(v), .tensor(m), .int(o), .int(c), .int(padded)])
         try launch("wino_output_transform", global: [tiles, o], local: nil,
                    arguments: [.tensor(m), .tensor(bias ?? weight), .int(bias == nil ? 0 : 1), .int(epilogue.code), .tensor(epilogue.mask ?? weight),
