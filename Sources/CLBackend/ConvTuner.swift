@@ -14,6 +14,9 @@ public final class ConvTuner {
     public enum Mode: Sendable { case heuristic, tune }
 
     public var mode: Mode = .heuristic
+    /// Whether `.tune` mode times the GPU-like tiled variants too: by default only where local
+    /// memory is on-chip (benchmarks may turn it on anywhere to measure them).
+    public var timesTiledVariants: Bool
     /// The directions `.tune` mode times; the others take a stored winner or the heuristic.
     public var tunedDirections = Set(ConvDirection.allCases)
     /// Forces one variant per direction where it applies (tests use this to run every variant).
@@ -37,6 +40,7 @@ public final class ConvTuner {
     init(cache: ProgramCache, deviceKey: String, wideVectors: Bool) {
         self.deviceKey = deviceKey
         self.wideVectors = wideVectors
+        timesTiledVariants = !wideVectors
         fileURL = cache.directory?.appendingPathComponent(String(fnv1a64(Array(deviceKey.utf8)), radix: 16) + ".tuning.json")
         choices = [:]
         seconds = [:]
@@ -103,7 +107,7 @@ public final class ConvTuner {
                         time: (ConvVariant) throws -> Double) throws -> (ConvVariant, Source, Double?) {
         // Anything that can compute the pass may be forced (tests run the tiled set on any device).
         if let f = forced[direction], ConvVariant.candidates(direction, op).contains(f) { return (f, .forced, nil) }
-        let candidates = ConvVariant.candidates(direction, op, localMemory: !wideVectors)
+        let candidates = ConvVariant.candidates(direction, op, localMemory: timesTiledVariants)
         let key = Self.key(direction, op, input: input, weight: weight)
         if let name = choices[key], let v = ConvVariant(name), candidates.contains(v) { return (v, .stored, seconds[key]) }
         guard mode == .tune, tunedDirections.contains(direction), candidates.count > 1 else {

@@ -216,7 +216,7 @@ public final class Executor {
 
     private func run(_ node: Node, _ x: [Tensor]) throws -> [Tensor] {
         let b = backend
-        do {
+        return try annotated(node) {
             switch node.op {
             case .conv2d(let op): return [try b.conv2d(x[0], weight: x[1], bias: x.count > 2 ? x[2] : nil, op)]
             case .convTranspose2d(let op): return [try b.convTranspose2d(x[0], weight: x[1], bias: x.count > 2 ? x[2] : nil, op)]
@@ -246,8 +246,6 @@ public final class Executor {
             case .dropout: return [b.dropout(x[0])]
             case .identity: return [x[0]]
             }
-        } catch let e as ShapeError {
-            throw GraphError("node '\(node.name)' (\(node.op.name)): \(e.message)")
         }
     }
 
@@ -271,7 +269,7 @@ public final class Executor {
         func shape(_ i: Int) -> Shape { graph[node.inputs[i]].shape }
         func want(_ i: Int, _ body: () throws -> Tensor) rethrows -> Tensor? { i < wanted.count && wanted[i] ? try body() : nil }
         guard let g = dy[0] else { return node.inputs.map { _ in nil } }
-        do {
+        return try annotated(node, backward: true) {
             switch node.op {
             case .conv2d(let op):
                 return [try want(0) { try b.conv2dBackwardData(g, weight: try held(node.inputs[1]), inputShape: shape(0), op) },
@@ -313,8 +311,6 @@ public final class Executor {
             case .transpose: return [try b.transpose(g)]
             case .dropout, .identity: return [g]
             }
-        } catch let e as ShapeError {
-            throw GraphError("backward of node '\(node.name)' (\(node.op.name)): \(e.message)")
         }
     }
 }

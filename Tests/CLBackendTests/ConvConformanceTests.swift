@@ -213,6 +213,26 @@ final class ConvConformanceTests: XCTestCase {
         XCTAssertEqual(first.convTuner.storedChoices.count, 3)
     }
 
+    /// In tune mode the tiled set is timed where local memory is on-chip, or when asked; Winograd
+    /// and the GEMM blocks always (3x3 stride 1).
+    func testTunerCandidates() throws {
+        guard let entry = try enumerateDevices().first else { throw XCTSkip("no OpenCL device on this machine") }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-tune-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let op = Conv2D(window: Window2D(kernel: 3, padding: 1))
+        for askTiled in [false, true] {
+            let be = try OpenCLBackend(device: entry, cache: ProgramCache(environment: [ProgramCache.locationVariable: dir.appendingPathComponent("\(askTiled)").path]))
+            be.convTuner.mode = .tune
+            if askTiled { be.convTuner.timesTiledVariants = true }
+            _ = try be.conv2d(be.tensor(randomValues(2 * 4 * 9 * 9), shape: [2, 4, 9, 9]), weight: be.tensor(randomValues(8 * 4 * 9), shape: [8, 4, 3, 3]), op)
+            let timed = Set(be.convTuner.lastTimings.map(\.variant))
+            let tiledTimed = askTiled || entry.profile.hasDedicatedLocalMemory
+            XCTAssertEqual(timed, Set(ConvVariant.candidates(.forward, op, localMemory: tiledTimed)))
+            XCTAssertTrue(timed.contains(.winograd) && timed.contains(.gemm(rows: 8, vectors: 3)))
+            XCTAssertEqual(timed.contains(.tiled(rows: 8, columns: 8)), tiledTimed)
+        }
+    }
+
     func testTransposedConvolution() throws {
         let b = try Backends()
         let cases: [(String, Shape, Int, ConvTranspose2D)] = [
