@@ -36,10 +36,12 @@ public final class ConvTuner {
     /// The heuristic's GEMM kernels use float16 vectors per work-item: right for CPU-like devices only.
     /// Devices without them have on-chip local memory, where the tiled variants are candidates too.
     private let wideVectors: Bool
+    private let maxWorkGroupSize: Int
 
-    init(cache: ProgramCache, deviceKey: String, wideVectors: Bool) {
+    init(cache: ProgramCache, deviceKey: String, wideVectors: Bool, maxWorkGroupSize: Int) {
         self.deviceKey = deviceKey
         self.wideVectors = wideVectors
+        self.maxWorkGroupSize = maxWorkGroupSize
         timesTiledVariants = !wideVectors
         fileURL = cache.directory?.appendingPathComponent(String(fnv1a64(Array(deviceKey.utf8)), radix: 16) + ".tuning.json")
         choices = [:]
@@ -106,8 +108,8 @@ public final class ConvTuner {
     private func choose(_ direction: ConvDirection, _ op: Conv2D, input: Shape, weight: Shape,
                         time: (ConvVariant) throws -> Double) throws -> (ConvVariant, Source, Double?) {
         // Anything that can compute the pass may be forced (tests run the tiled set on any device).
-        if let f = forced[direction], ConvVariant.candidates(direction, op).contains(f) { return (f, .forced, nil) }
-        let candidates = ConvVariant.candidates(direction, op, localMemory: timesTiledVariants)
+        if let f = forced[direction], ConvVariant.candidates(direction, op, maxWorkGroupSize: maxWorkGroupSize).contains(f) { return (f, .forced, nil) }
+        let candidates = ConvVariant.candidates(direction, op, localMemory: timesTiledVariants, maxWorkGroupSize: maxWorkGroupSize)
         let key = Self.key(direction, op, input: input, weight: weight)
         if let name = choices[key], let v = ConvVariant(name), candidates.contains(v) { return (v, .stored, seconds[key]) }
         guard mode == .tune, tunedDirections.contains(direction), candidates.count > 1 else {

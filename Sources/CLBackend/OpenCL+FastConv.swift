@@ -62,8 +62,10 @@ public enum ConvVariant: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// The variants that can compute `direction` of `op`, the direct kernels first; the tiled ones
-    /// only with `localMemory` (the tuner's candidates on devices whose local memory is on-chip).
-    public static func candidates(_ direction: ConvDirection, _ op: Conv2D, localMemory: Bool = true) -> [ConvVariant] {
+    /// only with `localMemory` (the tuner's candidates on devices whose local memory is on-chip) and
+    /// whose work-group of (64 / columns) x (64 / rows) items fits `maxWorkGroupSize`.
+    public static func candidates(_ direction: ConvDirection, _ op: Conv2D, localMemory: Bool = true,
+                                  maxWorkGroupSize: Int = .max) -> [ConvVariant] {
         let flat = FlatGrid.applies(direction, op)
         let tiled = localMemory && (direction == .forward || (direction == .backwardData && flat))
         var list: [ConvVariant] = [.direct]
@@ -71,7 +73,7 @@ public enum ConvVariant: Hashable, Sendable, CustomStringConvertible {
         case .forward, .backwardData: if flat { list += gemmBlocks.map { .gemm(rows: $0.0, vectors: $0.1) } }
         case .backwardFilter: if flat { list += filterBlocks.flatMap { b in filterSlices.map { .filter(rows: b.0, taps: b.1, slices: $0) } } }
         }
-        if tiled { list += tiledBlocks.map { .tiled(rows: $0.0, columns: $0.1) } }
+        if tiled { list += tiledBlocks.filter { (64 / $0.1) * (64 / $0.0) <= maxWorkGroupSize }.map { .tiled(rows: $0.0, columns: $0.1) } }
         if direction != .backwardFilter && flat && winogradApplies(op) { list.append(.winograd) }
         return list
     }

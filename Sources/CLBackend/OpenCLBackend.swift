@@ -97,7 +97,8 @@ public final class OpenCLBackend: Backend {
             throw error
         }
         program = built!
-        convTuner = ConvTuner(cache: cache, deviceKey: key, wideVectors: !profile.hasDedicatedLocalMemory)
+        convTuner = ConvTuner(cache: cache, deviceKey: key, wideVectors: !profile.hasDedicatedLocalMemory,
+                              maxWorkGroupSize: profile.maxWorkGroupSize)
         buildReport = ProgramBuildReport(cacheHit: hit, seconds: Date().timeIntervalSince(start), cacheFile: cache.fileURL(forKey: key)?.path)
         if profile.preferredWorkGroupMultiple == 0 {
             profile.preferredWorkGroupMultiple = (try? CL.preferredMultiple(CL.createKernel(program, "fill_f32"), entry.device)) ?? 1
