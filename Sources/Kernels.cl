@@ -623,7 +623,7 @@ __kernel void wino_gemm(__global const float* u, __global const float* v, __glob
 }
 
 // y[n, o, 2*th + i, 2*tw + j] = (A^T M A)[i, j] + bias[o], then the epilogue (CONV_EPI_*; the mask
-// has y's layout). global = (T, O).
+// has y's layout). global = (Tp, O).
 __kernel void wino_output_transform(__global const float* mo, __global const float* bias, const int has_bias,
                                     const int epilogue, __global const float* mask, __global float* y, const int N,
                                     const int O, const int OH, const int OW, const int TH, const int TW, const int Tp) {

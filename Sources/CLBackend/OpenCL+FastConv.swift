@@ -235,7 +235,7 @@ extension OpenCLBackend {
         try launch("wino_weight_transform", global: [blocks * 8 * c], local: [8], arguments: [.tensor(weight), .tensor(u), .int(o), .int(c)])
         try launch("wino_gemm", global: [padded / 48, blocks, 16], local: Self.gemmLocal,
                    arguments: [.tensor(u), .tensor(v), .tensor(m), .int(o), .int(c), .int(padded)])
-        try launch("wino_output_transform", global: [tiles, o], local: nil,
+        try launch("wino_output_transform", global: [padded, o], local: [48, 1],
                    arguments: [.tensor(m), .tensor(bias ?? weight), .int(bias == nil ? 0 : 1), .int(epilogue.code), .tensor(epilogue.mask ?? weight),
                                .tensor(output), .int(ys[0]), .int(o), .int(ys[2]), .int(ys[3]), .int(th), .int(tw), .int(padded)])
     }
