@@ -544,30 +544,39 @@ CONV_TILED(8, 8)
 // zero tiles past T); U [16, OB, C, 8]: 8 output channels contiguous per (position, block, c).
 
 // xp is x zero-padded by conv_gemm_pad to planes of (2*TH + 2) rows of Wp = 2*TW + 2 columns, so
-// the 4x4 patches need no bounds checks. global = (Tp, C).
+// the 4x4 patches need no bounds checks. A work-item transforms 16 consecutive tiles of one
+// channel as float16 vectors (one lane per tile) and stores each position as one vector.
+// global = (Tp / 16, C).
 __kernel void wino_input_transform(__global const float* xp, __global float* v, const int N, const int C, const int TH,
                                    const int TW, const int Tp) {
-    const int t = get_global_id(0), c = get_global_id(1);
-    if (t >= Tp || c >= C) return;
-    const int tiles = TH * TW, Wp = 2 * TW + 2;
-    float d[4][4];
-    if (t < N * tiles) {
-        const int n = t / tiles, th = (t % tiles) / TW, tw = t % TW;
-        const __global float* xc = xp + ((size_t)n * C + c) * (2 * TH + 2) * Wp + 2 * th * Wp + 2 * tw;
-        for (int i = 0; i < 4; ++i) for (int j = 0; j < 4; ++j) d[i][j] = xc[i * Wp + j];
-    } else {
-        for (int i = 0; i < 4; ++i) for (int j = 0; j < 4; ++j) d[i][j] = 0.0f;
+    const int t0 = get_global_id(0) * 16, c = get_global_id(1);
+    if (t0 >= Tp || c >= C) return;
+    const int tiles = TH * TW, Wp = 2 * TW + 2, live = N * tiles;
+    float d[16][16];   // [patch position][tile]
+    int n = t0 / tiles, th = (t0 % tiles) / TW, tw = t0 % TW;
+    for (int k = 0; k < 16; ++k) {
+        const bool on = t0 + k < live;
+        const __global float* xc = xp + ((size_t)(on ? n : 0) * C + c) * (2 * TH + 2) * Wp + 2 * th * Wp + 2 * tw;
+        for (int i = 0; i < 4; ++i) for (int j = 0; j < 4; ++j) d[i * 4 + j][k] = on ? xc[i * Wp + j] : 0.0f;
+        if (++tw == TW) { tw = 0; if (++th == TH) { th = 0; ++n; } }
     }
-    float b[4][4];   // B^T d
+    float16 x[16];
+    for (int p = 0; p < 16; ++p) x[p] = vload16(0, d[p]);
+    float16 b[16];   // B^T d
     for (int j = 0; j < 4; ++j) {
-        b[0][j] = d[0][j] - d[2][j];
-        b[1][j] = d[1][j] + d[2][j];
-        b[2][j] = d[2][j] - d[1][j];
-        b[3][j] = d[1][j] - d[3][j];
+        b[j] = x[j] - x[8 + j];
+        b[4 + j] = x[4 + j] + x[8 + j];
+        b[8 + j] = x[8 + j] - x[4 + j];
+        b[12 + j] = x[4 + j] - x[12 + j];
     }
+    __global float* out = v + (size_t)c * Tp + t0;
+    const size_t stride = (size_t)C * Tp;
     for (int i = 0; i < 4; ++i) {   // (B^T d) B
-        const float e[4] = {b[i][0] - b[i][2], b[i][1] + b[i][2], b[i][2] - b[i][1], b[i][1] - b[i][3]};
-        for (int j = 0; j < 4; ++j) v[((size_t)(i * 4 + j) * C + c) * Tp + t] = e[j];
+        const float16 r0 = b[4 * i], r1 = b[4 * i + 1], r2 = b[4 * i + 2], r3 = b[4 * i + 3];
+        vstore16(r0 - r2, 0, out + (4 * i) * stride);
+        vstore16(r1 + r2, 0, out + (4 * i + 1) * stride);
+        vstore16(r2 - r1, 0, out + (4 * i + 2) * stride);
+        vstore16(r1 - r3, 0, out + (4 * i + 3) * stride);
     }
 }
 
@@ -623,35 +632,44 @@ __kernel void wino_gemm(__global const float* u, __global const float* v, __glob
 }
 
 // y[n, o, 2*th + i, 2*tw + j] = (A^T M A)[i, j] + bias[o], then the epilogue (CONV_EPI_*; the mask
-// has y's layout). global = (Tp, O).
+// has y's layout). A work-item transforms 16 consecutive tiles of one channel as float16 vectors.
+// global = (Tp / 16, O).
 __kernel void wino_output_transform(__global const float* mo, __global const float* bias, const int has_bias,
                                     const int epilogue, __global const float* mask, __global float* y, const int N,
                                     const int O, const int OH, const int OW, const int TH, const int TW, const int Tp) {
-    const int t = get_global_id(0), o = get_global_id(1), tiles = TH * TW;
-    if (t >= N * tiles || o >= O) return;
-    float m[4][4];
-    for (int p = 0; p < 16; ++p) m[p / 4][p % 4] = mo[((size_t)p * O + o) * Tp + t];
-    float a[2][4];   // A^T M
+    const int t0 = get_global_id(0) * 16, o = get_global_id(1), tiles = TH * TW;
+    if (t0 >= N * tiles || o >= O) return;
+    float16 m[16];
+    for (int p = 0; p < 16; ++p) m[p] = vload16(0, mo + ((size_t)p * O + o) * Tp + t0);
+    float16 a[8];   // A^T M
     for (int j = 0; j < 4; ++j) {
-        a[0][j] = m[0][j] + m[1][j] + m[2][j];
-        a[1][j] = m[1][j] - m[2][j] - m[3][j];
+        a[j] = m[j] + m[4 + j] + m[8 + j];
+        a[4 + j] = m[4 + j] - m[8 + j] - m[12 + j];
     }
-    const int n = t / tiles, th = (t % tiles) / TW, tw = t % TW;
-    const float b = has_bias ? bias[o] : 0.0f;
-    for (int i = 0; i < 2; ++i) {
-        const float r[2] = {a[i][0] + a[i][1] + a[i][2], a[i][1] - a[i][2] - a[i][3]};   // (A^T M) A
-        const int oh = 2 * th + i;
-        for (int j = 0; j < 2; ++j) {
-            const int ow = 2 * tw + j;
-            if (oh >= OH || ow >= OW) continue;
-            const size_t d = (((size_t)n * O + o) * OH + oh) * OW + ow;
-            float val = r[j] + b;
-            if (epilogue == CONV_EPI_RELU) val = fmax(val, 0.0f);
-            else if (epilogue >= CONV_EPI_MASK && !relu_gate_open(epilogue - CONV_EPI_MASK, mask[d], val)) val = 0.0f;
-            y[d] = val;
+    const float16 b = (float16)(has_bias ? bias[o] : 0.0f);
+    float r[4][16];   // (A^T M) A: [2*i + j][tile]
+    vstore16(a[0] + a[1] + a[2] + b, 0, r[0]);
+    vstore16(a[1] - a[2] - a[3] + b, 0, r[1]);
+    vstore16(a[4] + a[5] + a[6] + b, 0, r[2]);
+    vstore16(a[5] - a[6] - a[7] + b, 0, r[3]);
+    int n = t0 / tiles, th = (t0 % tiles) / TW, tw = t0 % TW;
+    for (int k = 0; k < 16 && t0 + k < N * tiles; ++k) {
+        for (int i = 0; i < 2; ++i) {
+            const int oh = 2 * th + i;
+            for (int j = 0; j < 2; ++j) {
+                const int ow = 2 * tw + j;
+                if (oh >= OH || ow >= OW) continue;
+                const size_t d = (((size_t)n * O + o) * OH + oh) * OW + ow;
+                float val = r[2 * i + j][k];
+                if (epilogue == CONV_EPI_RELU) val = fmax(val, 0.0f);
+                else if (epilogue >= CONV_EPI_MASK && !relu_gate_open(epilogue - CONV_EPI_MASK, mask[d], val)) val = 0.0f;
+                y[d] = val;
+            }
         }
+        if (++tw == TW) { tw = 0; if (++th == TH) { th = 0; ++n; } }
     }
 }
+
 // ==== end of fast convolutions (issue 7) ====
 
 // ==== Non-convolution kernels ====

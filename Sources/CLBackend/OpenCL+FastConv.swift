@@ -230,12 +230,12 @@ extension OpenCLBackend {
         try launch("conv_gemm_pad", global: [gridPlane, xs[0] * c], local: [64, 1],
                    arguments: [.tensor(input), .tensor(xp), .int(xs[0] * c), .int(xs[2]), .int(xs[3]), .int(gridWidth),
                                .int(padTop), .int(padLeft), .int(gridPlane)])
-        try launch("wino_input_transform", global: [padded, c], local: [48, 1],
+        try launch("wino_input_transform", global: [padded / 16, c], local: [3, 1],
                    arguments: [.tensor(xp), .tensor(v), .int(xs[0]), .int(c), .int(th), .int(tw), .int(padded)])
         try launch("wino_weight_transform", global: [blocks * 8 * c], local: [8], arguments: [.tensor(weight), .tensor(u), .int(o), .int(c)])
         try launch("wino_gemm", global: [padded / 48, blocks, 16], local: Self.gemmLocal,
                    arguments: [.tensor(u), .tensor(v), .tensor(m), .int(o), .int(c), .int(padded)])
-        try launch("wino_output_transform", global: [padded, o], local: [48, 1],
+        try launch("wino_output_transform", global: [padded / 16, o], local: [3, 1],
                    arguments: [.tensor(m), .tensor(bias ?? weight), .int(bias == nil ? 0 : 1), .int(epilogue.code), .tensor(epilogue.mask ?? weight),
                                .tensor(output), .int(ys[0]), .int(o), .int(ys[2]), .int(ys[3]), .int(th), .int(tw), .int(padded)])
     }
