@@ -255,6 +255,24 @@ __kernel void conv2d_bwd_filter(__global const float* x, __global const float* d
     }
 }
 
+// ReLU backward rules (ReLUBackwardRule), shared by activation_bwd and the fused conv epilogues:
+// 0 standard g*[z>0], 1 guided g*[z>0]*[g>0], 2 deconvnet g*[g>0]. The mask z may be the ReLU's
+// output instead of its input: max(z, 0) > 0 exactly where z > 0.
+#define RELU_STANDARD 0
+#define RELU_GUIDED 1
+#define RELU_DECONVNET 2
+
+inline bool relu_gate_open(const int rule, const float z, const float g) {
+    return rule == RELU_DECONVNET ? g > 0.0f : (z > 0.0f && (rule == RELU_STANDARD || g > 0.0f));
+}
+
+// Epilogues of conv_gemm_<M>x<NV>: CONV_EPI_RELU applies max(0, .) (fused conv + bias + ReLU);
+// CONV_EPI_MASK + rule gates each output by the ReLU backward rule with the mask tensor (fused
+// conv backward-data + ReLU backward: the mask is the ReLU output that fed the convolution).
+#define CONV_EPI_NONE 0
+#define CONV_EPI_RELU 1
+#define CONV_EPI_MASK 2
+
 // ============================================================================================
 // Fast convolutions (issue 7): implicit GEMM on a padded flat grid, register-blocked.
 //
@@ -272,7 +290,8 @@ __kernel void conv2d_bwd_filter(__global const float* x, __global const float* d
 //   wp[((g * RB + rb) * Red * K + r * K + k) * M + m] for output row rb*M + m, reduction channel r.
 //   Backward-data is the same kernel on the padded output gradient with the weights transposed
 //   (channel roles swapped) and rotated by 180 degrees (flip = 1): a transposed implicit GEMM.
-//   The epilogue adds the bias and, with relu = 1, applies max(0, .) (fused conv + bias + ReLU).
+//   The epilogue adds the bias, then applies `epilogue` (CONV_EPI_*): ReLU for fused conv + bias +
+//   ReLU, or the ReLU-backward gate with `mask` (same layout as y) for fused backward-data.
 //
 //   conv_gemm_filter_<MO>x<TK>: backward-filter as split-K GEMM. dy is laid on the same Wp grid
 //   (zeros in the pad columns), so dw[o, c, k] = sum_{n, q} dyp[n, o, q] * xp[n, c, q + off(k)].
@@ -311,7 +330,7 @@ __kernel void conv_gemm_pack(__global const float* w, __global float* wp, const 
 // global = (ceil(OH*Wp / (16*NV)), G * ceil(Rows / M), N).
 #define CONV_GEMM(M, NV)                                                                                         \
 __kernel void conv_gemm_##M##x##NV(__global const float* xp, __global const float* wp, __global const float* bias, \
-        const int has_bias, const int relu, __global float* y, const int Red, const int Cin, const int Rows,     \
+        const int has_bias, const int epilogue, __global const float* mask, __global float* y, const int Red, const int Cin, const int Rows,     \
         const int Cout, const int G, const int KH, const int KW, const int DH, const int DW, const int Wp,        \
         const int plane, const int OH, const int OW) {                                                            \
     const int q0 = get_global_id(0) * (16 * NV);                                                                  \
@@ -348,13 +367,17 @@ __kernel void conv_gemm_##M##x##NV(__global const float* xp, __global const floa
         const int row = rb * M + m;                                                                               \
         if (row >= Rows) break;                                                                                   \
         const float b = has_bias ? bias[g * Rows + row] : 0.0f;                                                   \
-        __global float* out = y + ((size_t)n * Cout + g * Rows + row) * OH * OW;                                  \
+        const size_t base = ((size_t)n * Cout + g * Rows + row) * OH * OW;                                       \
         _Pragma("unroll") for (int j = 0; j < NV; ++j) {                                                          \
             float t[16];                                                                                          \
             vstore16(acc[m * NV + j] + (float16)(b), 0, t);                                                       \
             for (int i = 0; i < 16; ++i) {                                                                        \
                 const int d = dst[16 * j + i];                                                                    \
-                if (d >= 0) out[d] = relu ? fmax(t[i], 0.0f) : t[i];                                              \
+                if (d < 0) continue;                                                                              \
+                float v = t[i];                                                                                   \
+                if (epilogue == CONV_EPI_RELU) v = fmax(v, 0.0f);                                                 \
+                else if (epilogue >= CONV_EPI_MASK && !relu_gate_open(epilogue - CONV_EPI_MASK, mask[base + d], v)) v = 0.0f; \
+                y[base + d] = v;                                                                                  \
             }                                                                                                     \
         }                                                                                                         \
     }                                                                                                             \
@@ -420,6 +443,233 @@ __kernel void conv_gemm_filter_reduce(__global const float* part, __global float
     for (int s = 0; s < S; ++s) sum += part[(size_t)s * count + i];
     dw[i] = sum;
 }
+// --------------------------------------------------------------------------------------------
+// GPU-like tile set: conv_tiled_<RM>x<RN>, implicit GEMM staged through local memory, any geometry.
+//
+//   y[n, g*Og + o, p] = bias + sum_k A[o, k] * B[k, p],  A = w[g*Og + o] viewed as [Og, K = Cg*KH*KW],
+//   B[k = (c, ky, kx), p = (n, oh, ow)] = x[n, g*Cg + c, oh*SH - PT + ky*DH, ow*SW - PL + kx*DW] (0 outside).
+//
+// A work-group computes a 64 (output channels) x 64 (pixels) tile of y; each of its
+// (64/RN) x (64/RM) work-items owns RM x RN of it in registers. Per step of 16 along k the group
+// stages As[16][64] (weights, read as float4 along k) and Bs[16][64] (the im2col gather, one
+// pixel column per work-item, neighbouring work-items on neighbouring pixels) in local memory,
+// then every work-item reads float4 runs of both. The sum runs over k in order: deterministic.
+// Backward-data (stride 1) is this kernel on the output gradient with the weights transposed and
+// rotated (conv_gemm_pack with M = 1, flip = 1) and pads (extent - pad). The epilogue is the GEMM
+// kernels' (CONV_EPI_*). global = (ceil(N*OH*OW / 64) * 64/RN, G * ceil(Og / 64) * 64/RM).
+#define CONV_TILE 64
+#define CONV_TILE_K 16
+#define CONV_TILED(RM, RN)                                                                                       \
+__kernel __attribute__((reqd_work_group_size(CONV_TILE / RN, CONV_TILE / RM, 1)))                                \
+void conv_tiled_##RM##x##RN(__global const float* x, __global const float* w, __global const float* bias,        \
+        const int has_bias, const int epilogue, __global const float* mask, __global float* y,                   \
+        const int N, const int C, const int H, const int W, const int O, const int OH, const int OW,             \
+        const int KH, const int KW, const int SH, const int SW, const int PT, const int PL, const int DH,         \
+        const int DW, const int G) {                                                                              \
+    const int TX = CONV_TILE / RN, L = TX * (CONV_TILE / RM);                                                    \
+    const int tx = get_local_id(0), ty = get_local_id(1), lid = ty * TX + tx;                                    \
+    const int Og = O / G, Cg = C / G, KK = KH * KW, K = Cg * KK, P = N * OH * OW, plane = OH * OW;              \
+    const int MB = (Og + CONV_TILE - 1) / CONV_TILE;                                                             \
+    const int p0 = get_group_id(0) * CONV_TILE, g = get_group_id(1) / MB, m0 = (get_group_id(1) % MB) * CONV_TILE; \
+    __local float As[CONV_TILE_K][CONV_TILE];                                                                    \
+    __local float Bs[CONV_TILE_K][CONV_TILE];                                                                    \
+    /* L is a multiple of 64, so this work-item always gathers the same pixel column of B. */                    \
+    const int pc = lid % CONV_TILE, p = p0 + pc;                                                                 \
+    const int pn = p / plane, poh = (p % plane) / OW, pow_ = p % OW;                                             \
+    const int ih0 = poh * SH - PT, iw0 = pow_ * SW - PL;                                                         \
+    const __global float* xb = x + ((size_t)pn * C + g * Cg) * H * W;                                            \
+    float acc[RM][RN];                                                                                            \
+    _Pragma("unroll") for (int i = 0; i < RM; ++i) _Pragma("unroll") for (int j = 0; j < RN; ++j) acc[i][j] = 0.0f; \
+    for (int k0 = 0; k0 < K; k0 += CONV_TILE_K) {                                                                \
+        for (int f = lid; f < CONV_TILE * CONV_TILE_K / 4; f += L) {                                             \
+            const int m = f / (CONV_TILE_K / 4), kq = (f % (CONV_TILE_K / 4)) * 4, o = m0 + m, k = k0 + kq;      \
+            float4 v = (float4)(0.0f);                                                                            \
+            if (o < Og) {                                                                                         \
+                const __global float* wr = w + (size_t)(g * Og + o) * K + k;                                     \
+                if (k + 3 < K) v = vload4(0, wr);                                                                 \
+                else if (k < K) {                                                                                 \
+                    v.x = wr[0];                                                                                  \
+                    if (k + 1 < K) v.y = wr[1];                                                                   \
+                    if (k + 2 < K) v.z = wr[2];                                                                   \
+                }                                                                                                 \
+            }                                                                                                     \
+            As[kq][m] = v.x; As[kq + 1][m] = v.y; As[kq + 2][m] = v.z; As[kq + 3][m] = v.w;                     \
+        }                                                                                                         \
+        for (int kk = lid / CONV_TILE; kk < CONV_TILE_K; kk += L / CONV_TILE) {                                  \
+            const int k = k0 + kk;                                                                                \
+            float v = 0.0f;                                                                                       \
+            if (k < K && p < P) {                                                                                 \
+                const int c = k / KK, t = k % KK;                                                                 \
+                const int ih = ih0 + (t / KW) * DH, iw = iw0 + (t % KW) * DW;                                    \
+                if (ih >= 0 && ih < H && iw >= 0 && iw < W) v = xb[((size_t)c * H + ih) * W + iw];               \
+            }                                                                                                     \
+            Bs[kk][pc] = v;                                                                                       \
+        }                                                                                                         \
+        barrier(CLK_LOCAL_MEM_FENCE);                                                                             \
+        _Pragma("unroll") for (int kk = 0; kk < CONV_TILE_K; ++kk) {                                             \
+            float a[RM], b[RN];                                                                                   \
+            _Pragma("unroll") for (int i = 0; i < RM; i += 4) vstore4(vload4(0, &As[kk][ty * RM + i]), 0, a + i); \
+            _Pragma("unroll") for (int j = 0; j < RN; j += 4) vstore4(vload4(0, &Bs[kk][tx * RN + j]), 0, b + j); \
+            _Pragma("unroll") for (int i = 0; i < RM; ++i)                                                        \
+                _Pragma("unroll") for (int j = 0; j < RN; ++j) acc[i][j] = mad(a[i], b[j], acc[i][j]);            \
+        }                                                                                                         \
+        barrier(CLK_LOCAL_MEM_FENCE);                                                                             \
+    }                                                                                                             \
+    _Pragma("unroll") for (int j = 0; j < RN; ++j) {                                                              \
+        const int q = p0 + tx * RN + j;                                                                           \
+        if (q >= P) break;                                                                                        \
+        const int qn = q / plane, qr = q % plane;                                                                 \
+        _Pragma("unroll") for (int i = 0; i < RM; ++i) {                                                          \
+            const int o = m0 + ty * RM + i;                                                                       \
+            if (o >= Og) break;                                                                                   \
+            const size_t d = ((size_t)qn * O + g * Og + o) * plane + qr;                                          \
+            float v = acc[i][j] + (has_bias ? bias[g * Og + o] : 0.0f);                                          \
+            if (epilogue == CONV_EPI_RELU) v = fmax(v, 0.0f);                                                     \
+            else if (epilogue >= CONV_EPI_MASK && !relu_gate_open(epilogue - CONV_EPI_MASK, mask[d], v)) v = 0.0f; \
+            y[d] = v;                                                                                             \
+        }                                                                                                         \
+    }                                                                                                             \
+}
+CONV_TILED(4, 4)
+CONV_TILED(8, 4)
+CONV_TILED(8, 8)
+// --------------------------------------------------------------------------------------------
+// Winograd F(2x2, 3x3) (Lavin & Gray 2016): 3x3 kernels, stride 1, dilation 1, one group.
+// Each 2x2 output tile t = (n, th, tw) reads the 4x4 input patch d at (2*th - PT, 2*tw - PL):
+//   V = B^T d B (input transform), U = G w G^T (weight transform), M = U .* V summed over the
+//   input channels, one GEMM per position (16 of them), and Y = A^T M A (output transform), with
+//   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1],
+//   A^T = [1 1 1 0; 0 1 -1 -1]: 16 multiplies per tile and channel pair instead of 36.
+// Layouts: V [16, C, Tp] and M [16, O, Tp] with the tile count T padded to Tp (a multiple of 48,
+// zero tiles past T); U [16, OB, C, 8]: 8 output channels contiguous per (position, block, c).
+
+// xp is x zero-padded by conv_gemm_pad to planes of (2*TH + 2) rows of Wp = 2*TW + 2 columns, so
+// the 4x4 patches need no bounds checks. A work-item transforms 16 consecutive tiles of one
+// channel as float16 vectors (one lane per tile) and stores each position as one vector.
+// global = (Tp / 16, C).
+__kernel void wino_input_transform(__global const float* xp, __global float* v, const int N, const int C, const int TH,
+                                   const int TW, const int Tp) {
+    const int t0 = get_global_id(0) * 16, c = get_global_id(1);
+    if (t0 >= Tp || c >= C) return;
+    const int tiles = TH * TW, Wp = 2 * TW + 2, live = N * tiles;
+    float d[16][16];   // [patch position][tile]
+    int n = t0 / tiles, th = (t0 % tiles) / TW, tw = t0 % TW;
+    for (int k = 0; k < 16; ++k) {
+        const bool on = t0 + k < live;
+        const __global float* xc = xp + ((size_t)(on ? n : 0) * C + c) * (2 * TH + 2) * Wp + 2 * th * Wp + 2 * tw;
+        for (int i = 0; i < 4; ++i) for (int j = 0; j < 4; ++j) d[i * 4 + j][k] = on ? xc[i * Wp + j] : 0.0f;
+        if (++tw == TW) { tw = 0; if (++th == TH) { th = 0; ++n; } }
+    }
+    float16 x[16];
+    for (int p = 0; p < 16; ++p) x[p] = vload16(0, d[p]);
+    float16 b[16];   // B^T d
+    for (int j = 0; j < 4; ++j) {
+        b[j] = x[j] - x[8 + j];
+        b[4 + j] = x[4 + j] + x[8 + j];
+        b[8 + j] = x[8 + j] - x[4 + j];
+        b[12 + j] = x[4 + j] - x[12 + j];
+    }
+    __global float* out = v + (size_t)c * Tp + t0;
+    const size_t stride = (size_t)C * Tp;
+    for (int i = 0; i < 4; ++i) {   // (B^T d) B
+        const float16 r0 = b[4 * i], r1 = b[4 * i + 1], r2 = b[4 * i + 2], r3 = b[4 * i + 3];
+        vstore16(r0 - r2, 0, out + (4 * i) * stride);
+        vstore16(r1 + r2, 0, out + (4 * i + 1) * stride);
+        vstore16(r2 - r1, 0, out + (4 * i + 2) * stride);
+        vstore16(r1 - r3, 0, out + (4 * i + 3) * stride);
+    }
+}
+
+// w [O, C, 3, 3] -> U [16, OB, C, 8]. global = (OB * 8 * C).
+__kernel void wino_weight_transform(__global const float* w, __global float* u, const int O, const int C) {
+    const int e = get_global_id(0), OB = (O + 7) / 8;
+    if (e >= OB * 8 * C) return;
+    const int m = e % 8, c = (e / 8) % C, ob = e / (8 * C), o = ob * 8 + m;
+    float g[3][3];
+    for (int i = 0; i < 9; ++i) g[i / 3][i % 3] = o < O ? w[((size_t)o * C + c) * 9 + i] : 0.0f;
+    float a[4][3];   // G g
+    for (int j = 0; j < 3; ++j) {
+        a[0][j] = g[0][j];
+        a[1][j] = 0.5f * (g[0][j] + g[1][j] + g[2][j]);
+        a[2][j] = 0.5f * (g[0][j] - g[1][j] + g[2][j]);
+        a[3][j] = g[2][j];
+    }
+    for (int i = 0; i < 4; ++i) {   // (G g) G^T
+        const float r[4] = {a[i][0], 0.5f * (a[i][0] + a[i][1] + a[i][2]), 0.5f * (a[i][0] - a[i][1] + a[i][2]), a[i][2]};
+        for (int j = 0; j < 4; ++j) u[((size_t)((i * 4 + j) * OB + ob) * C + c) * 8 + m] = r[j];
+    }
+}
+
+// M[pos, o, t] = sum_c U[pos, o, c] V[pos, c, t]: a work-item owns 8 channels x 48 tiles (three
+// float16, the conv_gemm_8x3 register block). global = (Tp / 48, OB, 16).
+__kernel void wino_gemm(__global const float* u, __global const float* v, __global float* mo, const int O, const int C,
+                        const int Tp) {
+    const int t0 = get_global_id(0) * 48, ob = get_global_id(1), pos = get_global_id(2), OB = (O + 7) / 8;
+    if (t0 >= Tp || ob >= OB) return;
+    float16 acc[24];
+    _Pragma("unroll") for (int i = 0; i < 24; ++i) acc[i] = (float16)(0.0f);
+    const __global float* vr = v + (size_t)pos * C * Tp + t0;
+    const __global float* ur = u + (size_t)(pos * OB + ob) * C * 8;
+    for (int c = 0; c < C; ++c) {
+        const float16 v0 = vload16(0, vr), v1 = vload16(0, vr + 16), v2 = vload16(0, vr + 32);
+        _Pragma("unroll") for (int m = 0; m < 8; ++m) {
+            const float16 wv = (float16)(ur[m]);
+            acc[3 * m] = mad(v0, wv, acc[3 * m]);
+            acc[3 * m + 1] = mad(v1, wv, acc[3 * m + 1]);
+            acc[3 * m + 2] = mad(v2, wv, acc[3 * m + 2]);
+        }
+        vr += Tp;
+        ur += 8;
+    }
+    _Pragma("unroll") for (int m = 0; m < 8; ++m) {
+        const int o = ob * 8 + m;
+        if (o >= O) break;
+        __global float* out = mo + ((size_t)pos * O + o) * Tp + t0;
+        vstore16(acc[3 * m], 0, out);
+        vstore16(acc[3 * m + 1], 0, out + 16);
+        vstore16(acc[3 * m + 2], 0, out + 32);
+    }
+}
+
+// y[n, o, 2*th + i, 2*tw + j] = (A^T M A)[i, j] + bias[o], then the epilogue (CONV_EPI_*; the mask
+// has y's layout). A work-item transforms 16 consecutive tiles of one channel as float16 vectors.
+// global = (Tp / 16, O).
+__kernel void wino_output_transform(__global const float* mo, __global const float* bias, const int has_bias,
+                                    const int epilogue, __global const float* mask, __global float* y, const int N,
+                                    const int O, const int OH, const int OW, const int TH, const int TW, const int Tp) {
+    const int t0 = get_global_id(0) * 16, o = get_global_id(1), tiles = TH * TW;
+    if (t0 >= N * tiles || o >= O) return;
+    float16 m[16];
+    for (int p = 0; p < 16; ++p) m[p] = vload16(0, mo + ((size_t)p * O + o) * Tp + t0);
+    float16 a[8];   // A^T M
+    for (int j = 0; j < 4; ++j) {
+        a[j] = m[j] + m[4 + j] + m[8 + j];
+        a[4 + j] = m[4 + j] - m[8 + j] - m[12 + j];
+    }
+    const float16 b = (float16)(has_bias ? bias[o] : 0.0f);
+    float r[4][16];   // (A^T M) A: [2*i + j][tile]
+    vstore16(a[0] + a[1] + a[2] + b, 0, r[0]);
+    vstore16(a[1] - a[2] - a[3] + b, 0, r[1]);
+    vstore16(a[4] + a[5] + a[6] + b, 0, r[2]);
+    vstore16(a[5] - a[6] - a[7] + b, 0, r[3]);
+    int n = t0 / tiles, th = (t0 % tiles) / TW, tw = t0 % TW;
+    for (int k = 0; k < 16 && t0 + k < N * tiles; ++k) {
+        for (int i = 0; i < 2; ++i) {
+            const int oh = 2 * th + i;
+            for (int j = 0; j < 2; ++j) {
+                const int ow = 2 * tw + j;
+                if (oh >= OH || ow >= OW) continue;
+                const size_t d = (((size_t)n * O + o) * OH + oh) * OW + ow;
+                float val = r[2 * i + j][k];
+                if (epilogue == CONV_EPI_RELU) val = fmax(val, 0.0f);
+                else if (epilogue >= CONV_EPI_MASK && !relu_gate_open(epilogue - CONV_EPI_MASK, mask[d], val)) val = 0.0f;
+                y[d] = val;
+            }
+        }
+        if (++tw == TW) { tw = 0; if (++th == TH) { th = 0; ++n; } }
+    }
+}
+
 // ==== end of fast convolutions (issue 7) ====
 
 // ==== Non-convolution kernels ====
@@ -516,11 +766,7 @@ __kernel void transpose2d(__global const float* in, __global float* out, const i
 }
 
 // Activations. ReLU is leaky ReLU with slope 0, whose closed side is exactly 0 (even for an
-// infinite value). Backward rules (ReLUBackwardRule): 0 standard g*[z>0], 1 guided g*[z>0]*[g>0],
-// 2 deconvnet g*[g>0]; leaky ReLU always uses 0.
-#define RELU_STANDARD 0
-#define RELU_GUIDED 1
-#define RELU_DECONVNET 2
+// infinite value). Backward rules: RELU_* near the top of this file; leaky ReLU always uses 0.
 
 inline float leaky_gate(const bool open, const float v, const float slope) {
     return open ? v : (slope == 0.0f ? 0.0f : slope * v);
@@ -535,9 +781,8 @@ __kernel void activation_bwd(__global const float* in, __global const float* dy,
                              const float slope, const int rule, const int n) {
     const int i = get_global_id(0);
     if (i >= n) return;
-    const float z = in[i], g = dy[i];
-    const bool open = rule == RELU_DECONVNET ? g > 0.0f : (z > 0.0f && (rule == RELU_STANDARD || g > 0.0f));
-    dx[i] = leaky_gate(open, g, slope);
+    const float g = dy[i];
+    dx[i] = leaky_gate(relu_gate_open(rule, in[i], g), g, slope);
 }
 
 // Clamp: out = min(max(x, lo), hi); the gradient passes where lo <= x <= hi.

@@ -1,10 +1,11 @@
 // Kernel benchmark: median time, GFLOP/s and fraction of the measured peak for the layers that
 // dominate VGG16 and ResNet-50, forward, backward-data and backward-weights.
 //
-//   swift run -c release KernelBench [--device opencl:N] [--repeats R] [--no-write] [--tune]
+//   swift run -c release KernelBench [--device opencl:N] [--repeats R] [--no-write] [--tune [--tiled]]
 //
 // Convolutions run the variant the tuner picks: with --tune each conv row first times every
 // candidate variant (printed) and the row is the winner; without it, a stored winner or the heuristic.
+// --tiled adds the GPU-like tiled variants to the candidates on devices without on-chip local memory.
 //
 // Prints a markdown table, writes it into Benchmarks/RESULTS.md (between the kernel-bench
 // markers) and the raw rows to Benchmarks/kernels.json.
@@ -53,8 +54,9 @@ let deviceFlag = option("--device")
 let repeats = Int(option("--repeats") ?? "7") ?? 7
 let write = !arguments.contains("--no-write")
 let tune = arguments.contains("--tune")
-arguments.removeAll { $0 == "--no-write" || $0 == "--tune" }
-if !arguments.isEmpty { fail("unknown arguments \(arguments); usage: KernelBench [--device opencl:N] [--repeats R] [--no-write] [--tune]") }
+let tiled = arguments.contains("--tiled")
+arguments.removeAll { $0 == "--no-write" || $0 == "--tune" || $0 == "--tiled" }
+if !arguments.isEmpty { fail("unknown arguments \(arguments); usage: KernelBench [--device opencl:N] [--repeats R] [--no-write] [--tune [--tiled]]") }
 
 let selection: DeviceSelection
 do { selection = try DeviceSelection.resolve(deviceFlag) } catch { fail("\(error)") }
@@ -77,6 +79,7 @@ let coldSeconds: Double
 do {
     backend = try OpenCLBackend(device: entry)
     if tune { backend.convTuner.mode = .tune }
+    if tiled { backend.convTuner.timesTiledVariants = true }
     let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-cold-\(ProcessInfo.processInfo.processIdentifier)")
     defer { try? FileManager.default.removeItem(at: tmp) }
     coldSeconds = try OpenCLBackend(device: entry, cache: ProgramCache(environment: [ProgramCache.locationVariable: tmp.path])).buildReport.seconds

@@ -80,6 +80,29 @@ extension Backend {
         return dw
     }
 
+    /// `relu(conv2d(input) + bias)` in one pass (the fused forward of a convolution followed only by a ReLU).
+    public func conv2dBiasReLU(_ input: Tensor, weight: Tensor, bias: Tensor? = nil, _ op: Conv2D) throws -> Tensor {
+        let shape = try op.outputShape(input: input.shape, weight: weight.shape)
+        if let bias { try requireChannelVector(bias, channels: weight.shape[0], "conv2dBiasReLU", "bias") }
+        let y = try output(shape)
+        try conv2dBiasReLUForward(op, input: input, weight: weight, bias: bias, output: y)
+        return y
+    }
+
+    /// The gradient w.r.t. the input of the ReLU whose output `reluOutput` is this convolution's
+    /// input: `reluBackward(conv2dBackwardData(outputGrad), input: reluOutput, rule:)` in one pass.
+    public func conv2dBackwardDataReLU(_ outputGrad: Tensor, weight: Tensor, reluOutput: Tensor, rule: ReLUBackwardRule = .standard,
+                                       _ op: Conv2D) throws -> Tensor {
+        let expected = try op.outputShape(input: reluOutput.shape, weight: weight.shape)
+        guard outputGrad.shape == expected else {
+            throw ShapeError("conv2dBackwardDataReLU: output gradient \(outputGrad.shape) does not match the forward output \(expected) of input \(reluOutput.shape)")
+        }
+        try requireFloat(reluOutput, "conv2dBackwardDataReLU", "ReLU output")
+        let dx = try output(reluOutput.shape)
+        try conv2dBackwardDataReLU(op, rule: rule, outputGrad: outputGrad, weight: weight, reluOutput: reluOutput, inputGrad: dx)
+        return dx
+    }
+
     /// Gradient w.r.t. a per-channel bias: the sum of the output gradient over batch and space.
     public func biasGradient(_ outputGrad: Tensor) throws -> Tensor {
         let (_, c, _, _) = try outputGrad.shape.nchw(for: "biasGradient")

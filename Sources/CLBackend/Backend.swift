@@ -37,6 +37,13 @@ public protocol Backend: AnyObject {
     func conv2dForward(_ op: Conv2D, input: Tensor, weight: Tensor, bias: Tensor?, output: Tensor) throws
     func conv2dBackwardData(_ op: Conv2D, outputGrad: Tensor, weight: Tensor, inputGrad: Tensor) throws
     func conv2dBackwardFilter(_ op: Conv2D, input: Tensor, outputGrad: Tensor, weightGrad: Tensor) throws
+    /// `output = max(0, conv2d(input) + bias)`: a convolution followed only by a ReLU, in one pass.
+    func conv2dBiasReLUForward(_ op: Conv2D, input: Tensor, weight: Tensor, bias: Tensor?, output: Tensor) throws
+    /// Backward-data of a convolution whose input is the output `reluOutput` of a ReLU, followed by
+    /// that ReLU's backward under `rule`, in one pass. `reluOutput > 0` exactly where the ReLU's
+    /// input is, so the ReLU's output serves as its mask.
+    func conv2dBackwardDataReLU(_ op: Conv2D, rule: ReLUBackwardRule, outputGrad: Tensor, weight: Tensor, reluOutput: Tensor,
+                                inputGrad: Tensor) throws
 
     // MARK: Pooling
     /// `switches` (int32, the output's shape) gets each window's argmax as `h * W + w` in the input plane.

@@ -14,8 +14,15 @@ public final class ConvTuner {
     public enum Mode: Sendable { case heuristic, tune }
 
     public var mode: Mode = .heuristic
+    /// Whether `.tune` mode times the GPU-like tiled variants too: by default only where local
+    /// memory is on-chip (benchmarks may turn it on anywhere to measure them).
+    public var timesTiledVariants: Bool
+    /// The directions `.tune` mode times; the others take a stored winner or the heuristic.
+    public var tunedDirections = Set(ConvDirection.allCases)
     /// Forces one variant per direction where it applies (tests use this to run every variant).
     public var forced: [ConvDirection: ConvVariant] = [:]
+    /// Called before a (shape, direction) is timed and after every choice (`loupe tune` reports these).
+    public var observer: ((Event) -> Void)?
     /// How many (shape, direction) pairs this tuner has timed.
     public private(set) var tuningsRun = 0
     /// The variant of the latest choice.
@@ -25,23 +32,59 @@ public final class ConvTuner {
     public let fileURL: URL?
     private let deviceKey: String
     private var choices: [String: String]
+    private var seconds: [String: Double]
     /// The heuristic's GEMM kernels use float16 vectors per work-item: right for CPU-like devices only.
+    /// Devices without them have on-chip local memory, where the tiled variants are candidates too.
     private let wideVectors: Bool
+    private let maxWorkGroupSize: Int
 
-    init(cache: ProgramCache, deviceKey: String, wideVectors: Bool) {
+    init(cache: ProgramCache, deviceKey: String, wideVectors: Bool, maxWorkGroupSize: Int) {
         self.deviceKey = deviceKey
         self.wideVectors = wideVectors
+        self.maxWorkGroupSize = maxWorkGroupSize
+        timesTiledVariants = !wideVectors
         fileURL = cache.directory?.appendingPathComponent(String(fnv1a64(Array(deviceKey.utf8)), radix: 16) + ".tuning.json")
         choices = [:]
+        seconds = [:]
         if let url = fileURL, let data = try? Data(contentsOf: url),
            let file = try? JSONDecoder().decode(TuningFile.self, from: data), file.deviceKey == deviceKey {
             choices = file.choices
+            seconds = file.seconds ?? [:]
         }
     }
 
     private struct TuningFile: Codable {
         var deviceKey: String
         var choices: [String: String]
+        /// The winner's time in seconds, by key (absent in files from before it was recorded).
+        var seconds: [String: Double]?
+    }
+
+    /// Where a choice came from.
+    public enum Source: String, Sendable { case forced, stored, timed, heuristic }
+
+    /// One choice of a variant for one convolution call.
+    public struct Choice: Sendable {
+        public var direction: ConvDirection
+        public var op: Conv2D
+        /// The convolution's input and weight shapes (for backward-data, the shape of the input gradient).
+        public var input: Shape, weight: Shape
+        public var variant: ConvVariant
+        public var source: Source
+        /// The variant's measured time: from this tuning, or stored by an earlier one; nil if never timed.
+        public var seconds: Double?
+
+        /// Floating-point operations of the pass, 2 per multiply-add (the same count in every direction).
+        public var flops: Double {
+            guard let out = try? op.outputShape(input: input, weight: weight) else { return 0 }
+            return 2 * Double(out.count) * Double(weight[1] * weight[2] * weight[3])
+        }
+    }
+
+    public enum Event: Sendable {
+        /// About to time every candidate of this call's (shape, direction).
+        case timing(direction: ConvDirection, input: Shape, weight: Shape, candidates: Int)
+        case chose(Choice)
     }
 
     /// The stored winners, `direction|input|weight|geometry` to variant name.
@@ -56,26 +99,30 @@ public final class ConvTuner {
     /// The variant to run: forced, else stored, else timed (tune mode), else the heuristic.
     func variant(_ direction: ConvDirection, _ op: Conv2D, input: Shape, weight: Shape,
                  time: (ConvVariant) throws -> Double) throws -> ConvVariant {
-        let v = try choose(direction, op, input: input, weight: weight, time: time)
+        let (v, source, time) = try choose(direction, op, input: input, weight: weight, time: time)
         lastChoice = v
+        observer?(.chose(Choice(direction: direction, op: op, input: input, weight: weight, variant: v, source: source, seconds: time)))
         return v
     }
 
     private func choose(_ direction: ConvDirection, _ op: Conv2D, input: Shape, weight: Shape,
-                        time: (ConvVariant) throws -> Double) throws -> ConvVariant {
-        let candidates = ConvVariant.candidates(direction, op)
-        if let f = forced[direction], candidates.contains(f) { return f }
+                        time: (ConvVariant) throws -> Double) throws -> (ConvVariant, Source, Double?) {
+        // Anything that can compute the pass may be forced (tests run the tiled set on any device).
+        if let f = forced[direction], ConvVariant.candidates(direction, op, maxWorkGroupSize: maxWorkGroupSize).contains(f) { return (f, .forced, nil) }
+        let candidates = ConvVariant.candidates(direction, op, localMemory: timesTiledVariants, maxWorkGroupSize: maxWorkGroupSize)
         let key = Self.key(direction, op, input: input, weight: weight)
-        if let name = choices[key], let v = ConvVariant(name), candidates.contains(v) { return v }
-        guard mode == .tune, candidates.count > 1 else {
-            return wideVectors ? Self.heuristic(direction, op, input: input, weight: weight, candidates) : .direct
+        if let name = choices[key], let v = ConvVariant(name), candidates.contains(v) { return (v, .stored, seconds[key]) }
+        guard mode == .tune, tunedDirections.contains(direction), candidates.count > 1 else {
+            return (wideVectors ? Self.heuristic(direction, op, input: input, weight: weight, candidates) : .direct, .heuristic, nil)
         }
+        observer?(.timing(direction: direction, input: input, weight: weight, candidates: candidates.count))
         lastTimings = try candidates.map { ($0, try time($0)) }.sorted { $0.seconds < $1.seconds }
         let best = lastTimings[0]
         tuningsRun += 1
         choices[key] = best.variant.description
+        seconds[key] = best.seconds
         save()
-        return best.variant
+        return (best.variant, .timed, best.seconds)
     }
 
     /// Untuned choice on CPU-like devices: the 8x3 GEMM block where it applies; for backward-filter enough slices to give
@@ -83,7 +130,7 @@ public final class ConvTuner {
     static func heuristic(_ direction: ConvDirection, _ op: Conv2D, input: Shape, weight: Shape, _ candidates: [ConvVariant]) -> ConvVariant {
         guard candidates.count > 1 else { return .direct }
         switch direction {
-        case .forward, .backwardData: return .gemm(rows: 8, vectors: 3)
+        case .forward, .backwardData: return candidates.contains(.gemm(rows: 8, vectors: 3)) ? .gemm(rows: 8, vectors: 3) : .direct
         case .backwardFilter:
             let items = weight[1] * ((weight[2] * weight[3] + 2) / 3) * op.groups * ((weight[0] / op.groups + 7) / 8)
             let want = (256 + items - 1) / items
@@ -92,7 +139,7 @@ public final class ConvTuner {
     }
 
     private func save() {
-        guard let url = fileURL, let data = try? JSONEncoder().encode(TuningFile(deviceKey: deviceKey, choices: choices)) else { return }
+        guard let url = fileURL, let data = try? JSONEncoder().encode(TuningFile(deviceKey: deviceKey, choices: choices, seconds: seconds)) else { return }
         try? FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
         // Write then rename, so a concurrent reader never sees half a file.
         let tmp = url.appendingPathExtension("tmp\(ProcessInfo.processInfo.processIdentifier)")

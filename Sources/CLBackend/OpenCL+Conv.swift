@@ -49,27 +49,59 @@ extension OpenCLBackend {
         try runFallingBack(convTuner.variant(.forward, op, input: input.shape, weight: weight.shape) { v in try timedRuns { try run(v) } }, run)
     }
 
+    /// Conv + bias + ReLU: one GEMM kernel (the ReLU in its epilogue, no extra pass over the
+    /// output), or the direct kernel then a ReLU in place. Tuned under the forward key.
+    public func conv2dBiasReLUForward(_ op: Conv2D, input: Tensor, weight: Tensor, bias: Tensor?, output: Tensor) throws {
+        let run = { (v: ConvVariant) throws in try self.conv2dForward(op, variant: v, input: input, weight: weight, bias: bias, relu: true, output: output) }
+        try runFallingBack(convTuner.variant(.forward, op, input: input.shape, weight: weight.shape) { v in try timedRuns { try run(v) } }, run)
+    }
+
     /// The forward pass with `variant`; `relu` applies max(0, .) after the bias (GEMM variants fuse it).
     func conv2dForward(_ op: Conv2D, variant: ConvVariant, input: Tensor, weight: Tensor, bias: Tensor?, relu: Bool, output: Tensor) throws {
         if case .gemm(let m, let nv) = variant {
             return try gemmForward(op, rows: m, vectors: nv, input: input, weight: weight, bias: bias, relu: relu, output: output)
         }
-        precondition(!relu, "the direct forward kernel does not fuse ReLU")
+        if case .tiled(let m, let n) = variant {
+            return try tiledForward(op, rows: m, columns: n, input: input, weight: weight, bias: bias, relu: relu, output: output)
+        }
+        if variant == .winograd { return try winogradForward(op, input: input, weight: weight, bias: bias, relu: relu, output: output) }
         let (n, o, oh, ow) = (output.shape[0], output.shape[1], output.shape[2], output.shape[3])
         // Without a bias the kernel still needs a valid buffer argument; it never reads it.
         try launch("conv2d_fwd", global: [columns(ow), oh, n * op.groups * tiles(o / op.groups)], local: convLocal,
                    arguments: [.tensor(input), .tensor(weight), .tensor(bias ?? weight), .int(bias == nil ? 0 : 1), .tensor(output)]
                        + geometry(op, input: input.shape, weight: weight.shape, output: output.shape))
+        // Elementwise in place: each work-item reads its element before writing it.
+        if relu { try activationForward(.relu, input: output, output: output) }
     }
 
     public func conv2dBackwardData(_ op: Conv2D, outputGrad: Tensor, weight: Tensor, inputGrad: Tensor) throws {
-        let run = { (v: ConvVariant) throws in try self.conv2dBackwardData(op, variant: v, outputGrad: outputGrad, weight: weight, inputGrad: inputGrad) }
+        try conv2dBackwardData(op, outputGrad: outputGrad, weight: weight, mask: nil, inputGrad: inputGrad)
+    }
+
+    /// Backward-data with the backward of the ReLU that fed the convolution: the GEMM epilogue gates
+    /// each input gradient by `rule` with the ReLU's output, or the direct kernel then the ReLU
+    /// backward in place. Tuned under the backward-data key.
+    public func conv2dBackwardDataReLU(_ op: Conv2D, rule: ReLUBackwardRule, outputGrad: Tensor, weight: Tensor, reluOutput: Tensor,
+                                       inputGrad: Tensor) throws {
+        try conv2dBackwardData(op, outputGrad: outputGrad, weight: weight, mask: ReLUMask(output: reluOutput, rule: rule), inputGrad: inputGrad)
+    }
+
+    private func conv2dBackwardData(_ op: Conv2D, outputGrad: Tensor, weight: Tensor, mask: ReLUMask?, inputGrad: Tensor) throws {
+        let run = { (v: ConvVariant) throws in
+            try self.conv2dBackwardData(op, variant: v, outputGrad: outputGrad, weight: weight, mask: mask, inputGrad: inputGrad)
+        }
         try runFallingBack(convTuner.variant(.backwardData, op, input: inputGrad.shape, weight: weight.shape) { v in try timedRuns { try run(v) } }, run)
     }
 
-    func conv2dBackwardData(_ op: Conv2D, variant: ConvVariant, outputGrad: Tensor, weight: Tensor, inputGrad: Tensor) throws {
+    func conv2dBackwardData(_ op: Conv2D, variant: ConvVariant, outputGrad: Tensor, weight: Tensor, mask: ReLUMask? = nil, inputGrad: Tensor) throws {
         if case .gemm(let m, let nv) = variant {
-            return try gemmBackwardData(op, rows: m, vectors: nv, outputGrad: outputGrad, weight: weight, inputGrad: inputGrad)
+            return try gemmBackwardData(op, rows: m, vectors: nv, outputGrad: outputGrad, weight: weight, mask: mask, inputGrad: inputGrad)
+        }
+        if case .tiled(let m, let n) = variant {
+            return try tiledBackwardData(op, rows: m, columns: n, outputGrad: outputGrad, weight: weight, mask: mask, inputGrad: inputGrad)
+        }
+        if variant == .winograd {
+            return try winogradBackwardData(op, outputGrad: outputGrad, weight: weight, mask: mask, inputGrad: inputGrad)
         }
         let (n, c, h, w) = (inputGrad.shape[0], inputGrad.shape[1], inputGrad.shape[2], inputGrad.shape[3])
         // One column block per phase of the stride (see conv2d_bwd_data).
@@ -77,6 +109,7 @@ extension OpenCLBackend {
         try launch("conv2d_bwd_data", global: [stride * columns((w + stride - 1) / stride), h, n * op.groups * tiles(c / op.groups)], local: convLocal,
                    arguments: [.tensor(outputGrad), .tensor(weight), .tensor(inputGrad)]
                        + geometry(op, input: inputGrad.shape, weight: weight.shape, output: outputGrad.shape))
+        if let mask { try activationBackward(.relu, rule: mask.rule, input: mask.output, outputGrad: inputGrad, inputGrad: inputGrad) }
     }
 
     public func conv2dBackwardFilter(_ op: Conv2D, input: Tensor, outputGrad: Tensor, weightGrad: Tensor) throws {

@@ -86,12 +86,7 @@ extension OpenCLBackend {
 
     /// The `RELU_*` codes of Kernels.cl; leaky ReLU always takes its true gradient.
     public func activationBackward(_ activation: Activation, rule: ReLUBackwardRule, input: Tensor, outputGrad: Tensor, inputGrad: Tensor) throws {
-        let code: Int
-        switch (activation, rule) {
-        case (.leakyRelu, _), (.relu, .standard): code = 0
-        case (.relu, .guided): code = 1
-        case (.relu, .deconvnet): code = 2
-        }
+        let code = activation == .relu ? rule.kernelCode : ReLUBackwardRule.standard.kernelCode
         try launchElementwise("activation_bwd", count: inputGrad.count,
                               [.tensor(input), .tensor(outputGrad), .tensor(inputGrad), .float(slope(activation)), .int(code)])
     }

@@ -11,34 +11,48 @@ public enum ConvDirection: String, Codable, Sendable, CaseIterable {
 /// `direct`: the tiled direct kernels (`conv2d_fwd`, `conv2d_bwd_data`, `conv2d_bwd_filter`), any geometry.
 /// `gemm`: `conv_gemm_<rows>x<vectors>` on the zero-padded flat grid (stride 1): `rows` output
 /// channels x `vectors` float16 pixel vectors per work-item. `filter`: `conv_gemm_filter_<rows>x<taps>`
-/// split into `slices` partial sums and reduced in a fixed order (stride 1).
+/// split into `slices` partial sums and reduced in a fixed order (stride 1). `tiled`:
+/// `conv_tiled_<rows>x<columns>`, the GPU-like tile set: 64 x 64 work-group tiles staged in local
+/// memory, `rows` output channels x `columns` pixels per work-item (forward of any geometry;
+/// backward-data at stride 1). A tuner candidate only where local memory is on-chip. `winograd`:
+/// F(2x2, 3x3), input and weight transforms, 16 GEMMs over the input channels, output transform.
 public enum ConvVariant: Hashable, Sendable, CustomStringConvertible {
     case direct
     case gemm(rows: Int, vectors: Int)
     case filter(rows: Int, taps: Int, slices: Int)
+    case tiled(rows: Int, columns: Int)
+    /// Winograd F(2x2, 3x3): `wino_*` kernels (3x3, stride 1, dilation 1, one group; backward-data
+    /// with the rotated weights where the pads allow, as for `gemm`).
+    case winograd
 
-    /// Register blocks compiled into Kernels.cl (`CONV_GEMM(M, NV)`, `CONV_GEMM_FILTER(MO, TK)`).
+    /// Register blocks compiled into Kernels.cl (`CONV_GEMM(M, NV)`, `CONV_GEMM_FILTER(MO, TK)`, `CONV_TILED(RM, RN)`).
     public static let gemmBlocks = [(8, 3), (12, 2), (6, 4), (4, 2)]
     public static let filterBlocks = [(8, 3), (4, 3), (6, 4)]
     public static let filterSlices = [1, 4, 16]
+    public static let tiledBlocks = [(4, 4), (8, 4), (8, 8)]
 
     public var description: String {
         switch self {
         case .direct: return "direct"
         case .gemm(let m, let nv): return "gemm\(m)x\(nv)"
         case .filter(let m, let t, let s): return "filter\(m)x\(t)s\(s)"
+        case .tiled(let m, let n): return "tiled\(m)x\(n)"
+        case .winograd: return "winograd2x2"
         }
     }
 
     /// Parses `description`; nil for anything else (a cache entry from another version is ignored).
     public init?(_ text: String) {
         if text == "direct" { self = .direct; return }
+        if text == "winograd2x2" { self = .winograd; return }
         func ints(_ body: Substring) -> [Int]? {
             let parts = body.split(whereSeparator: { $0 == "x" || $0 == "s" }).map { Int($0) }
             return parts.contains(where: { $0 == nil }) ? nil : parts.map { $0! }
         }
         if text.hasPrefix("gemm"), let v = ints(text.dropFirst(4)), v.count == 2, Self.gemmBlocks.contains(where: { $0 == (v[0], v[1]) }) {
             self = .gemm(rows: v[0], vectors: v[1])
+        } else if text.hasPrefix("tiled"), let v = ints(text.dropFirst(5)), v.count == 2, Self.tiledBlocks.contains(where: { $0 == (v[0], v[1]) }) {
+            self = .tiled(rows: v[0], columns: v[1])
         } else if text.hasPrefix("filter"), let v = ints(text.dropFirst(6)), v.count == 3,
                   Self.filterBlocks.contains(where: { $0 == (v[0], v[1]) }), v[2] >= 1 {
             self = .filter(rows: v[0], taps: v[1], slices: v[2])
@@ -47,13 +61,27 @@ public enum ConvVariant: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
-    /// The variants that can compute `direction` of `op`, the direct kernels first.
-    public static func candidates(_ direction: ConvDirection, _ op: Conv2D) -> [ConvVariant] {
-        guard FlatGrid.applies(direction, op) else { return [.direct] }
+    /// The variants that can compute `direction` of `op`, the direct kernels first; the tiled ones
+    /// only with `localMemory` (the tuner's candidates on devices whose local memory is on-chip) and
+    /// whose work-group of (64 / columns) x (64 / rows) items fits `maxWorkGroupSize`.
+    public static func candidates(_ direction: ConvDirection, _ op: Conv2D, localMemory: Bool = true,
+                                  maxWorkGroupSize: Int = .max) -> [ConvVariant] {
+        let flat = FlatGrid.applies(direction, op)
+        let tiled = localMemory && (direction == .forward || (direction == .backwardData && flat))
+        var list: [ConvVariant] = [.direct]
         switch direction {
-        case .forward, .backwardData: return [.direct] + gemmBlocks.map { .gemm(rows: $0.0, vectors: $0.1) }
-        case .backwardFilter: return [.direct] + filterBlocks.flatMap { b in filterSlices.map { .filter(rows: b.0, taps: b.1, slices: $0) } }
+        case .forward, .backwardData: if flat { list += gemmBlocks.map { .gemm(rows: $0.0, vectors: $0.1) } }
+        case .backwardFilter: if flat { list += filterBlocks.flatMap { b in filterSlices.map { .filter(rows: b.0, taps: b.1, slices: $0) } } }
         }
+        if tiled { list += tiledBlocks.filter { (64 / $0.1) * (64 / $0.0) <= maxWorkGroupSize }.map { .tiled(rows: $0.0, columns: $0.1) } }
+        if direction != .backwardFilter && flat && winogradApplies(op) { list.append(.winograd) }
+        return list
+    }
+
+    /// 3x3 kernel, stride 1, dilation 1, one group.
+    static func winogradApplies(_ op: Conv2D) -> Bool {
+        let w = op.window
+        return w.kernelH == 3 && w.kernelW == 3 && w.strideH == 1 && w.strideW == 1 && w.dilationH == 1 && w.dilationW == 1 && op.groups == 1
     }
 }
 
@@ -117,15 +145,16 @@ extension OpenCLBackend {
         return wp
     }
 
-    /// `conv_gemm_<m>x<nv>` from the padded `source` [N, red * G, H', W'] into `output` [N, rows * G, OH, OW].
+    /// `conv_gemm_<m>x<nv>` from the padded `source` [N, red * G, H', W'] into `output` [N, rows * G, OH, OW],
+    /// with `epilogue` applied to each output (see `ConvEpilogue`).
     private func gemm(_ op: Conv2D, rows m: Int, vectors nv: Int, source: Tensor, grid: FlatGrid, packed: Tensor,
-                      reduction: Int, bias: Tensor?, relu: Bool, output: Tensor, fallback: Tensor) throws {
+                      reduction: Int, bias: Tensor?, epilogue: ConvEpilogue, output: Tensor, fallback: Tensor) throws {
         let (n, cout, oh, ow) = (output.shape[0], output.shape[1], output.shape[2], output.shape[3])
         let g = op.groups, rowsPerGroup = cout / g, w = op.window
         let tilesQ = (oh * grid.width + 16 * nv - 1) / (16 * nv)
         try launch("conv_gemm_\(m)x\(nv)", global: [tilesQ, g * ((rowsPerGroup + m - 1) / m), n], local: Self.gemmLocal,
-                   arguments: [.tensor(source), .tensor(packed), .tensor(bias ?? fallback), .int(bias == nil ? 0 : 1), .int(relu ? 1 : 0),
-                               .tensor(output), .int(reduction), .int(reduction * g), .int(rowsPerGroup), .int(cout), .int(g),
+                   arguments: [.tensor(source), .tensor(packed), .tensor(bias ?? fallback), .int(bias == nil ? 0 : 1), .int(epilogue.code),
+                               .tensor(epilogue.mask ?? fallback), .tensor(output), .int(reduction), .int(reduction * g), .int(rowsPerGroup), .int(cout), .int(g),
                                .int(w.kernelH), .int(w.kernelW), .int(w.dilationH), .int(w.dilationW), .int(grid.width),
                                .int(grid.plane), .int(oh), .int(ow)])
     }
@@ -136,12 +165,14 @@ extension OpenCLBackend {
         let xp = try padToGrid(input, grid)
         let wp = try packWeights(weight, op, rows: m, flip: false)
         try gemm(op, rows: m, vectors: nv, source: xp, grid: grid, packed: wp, reduction: weight.shape[1],
-                 bias: bias, relu: relu, output: output, fallback: weight)
+                 bias: bias, epilogue: relu ? .relu : .none, output: output, fallback: weight)
     }
 
     /// dx = (output gradient padded by the kernel extent minus the pads) correlated with the
-    /// transposed, 180-degree-rotated weights: a stride-1 convolution.
-    func gemmBackwardData(_ op: Conv2D, rows m: Int, vectors nv: Int, outputGrad: Tensor, weight: Tensor, inputGrad: Tensor) throws {
+    /// transposed, 180-degree-rotated weights: a stride-1 convolution. With `mask`, each input
+    /// gradient is gated by the ReLU backward rule with the mask (the ReLU output feeding the conv).
+    func gemmBackwardData(_ op: Conv2D, rows m: Int, vectors nv: Int, outputGrad: Tensor, weight: Tensor,
+                          mask: ReLUMask?, inputGrad: Tensor) throws {
         let w = op.window
         let eh = (w.kernelH - 1) * w.dilationH, ew = (w.kernelW - 1) * w.dilationW
         let grid = FlatGrid(op: op, inputW: outputGrad.shape[3], outH: inputGrad.shape[2],
@@ -149,7 +180,77 @@ extension OpenCLBackend {
         let dyp = try padToGrid(outputGrad, grid)
         let wp = try packWeights(weight, op, rows: m, flip: true)
         try gemm(op, rows: m, vectors: nv, source: dyp, grid: grid, packed: wp, reduction: weight.shape[0] / op.groups,
-                 bias: nil, relu: false, output: inputGrad, fallback: weight)
+                 bias: nil, epilogue: mask.map { .mask($0.output, $0.rule) } ?? .none, output: inputGrad, fallback: weight)
+    }
+
+    /// `conv_tiled_<m>x<n>`: `output` = conv(`input`, `weight`) with the geometry given explicitly.
+    private func tiled(rows m: Int, columns n: Int, input: Tensor, weight: Tensor, bias: Tensor?, epilogue: ConvEpilogue, output: Tensor,
+                       kernel: (h: Int, w: Int), stride: (h: Int, w: Int), pad: (top: Int, left: Int), dilation: (h: Int, w: Int), groups: Int) throws {
+        let xs = input.shape, ys = output.shape
+        let tile = 64, og = ys[1] / groups
+        let pixels = ys[0] * ys[2] * ys[3]
+        try launch("conv_tiled_\(m)x\(n)", global: [(pixels + tile - 1) / tile * (tile / n), groups * ((og + tile - 1) / tile) * (tile / m)],
+                   local: [tile / n, tile / m],
+                   arguments: [.tensor(input), .tensor(weight), .tensor(bias ?? weight), .int(bias == nil ? 0 : 1), .int(epilogue.code),
+                               .tensor(epilogue.mask ?? weight), .tensor(output), .int(xs[0]), .int(xs[1]), .int(xs[2]), .int(xs[3]),
+                               .int(ys[1]), .int(ys[2]), .int(ys[3]), .int(kernel.h), .int(kernel.w), .int(stride.h), .int(stride.w),
+                               .int(pad.top), .int(pad.left), .int(dilation.h), .int(dilation.w), .int(groups)])
+    }
+
+    func tiledForward(_ op: Conv2D, rows m: Int, columns n: Int, input: Tensor, weight: Tensor, bias: Tensor?, relu: Bool, output: Tensor) throws {
+        let w = op.window
+        try tiled(rows: m, columns: n, input: input, weight: weight, bias: bias, epilogue: relu ? .relu : .none, output: output,
+                  kernel: (w.kernelH, w.kernelW), stride: (w.strideH, w.strideW), pad: (w.padTop, w.padLeft),
+                  dilation: (w.dilationH, w.dilationW), groups: op.groups)
+    }
+
+    /// Stride 1: dx = the output gradient correlated with the transposed, rotated weights (packed
+    /// with one row per block, i.e. as a plain `[C, O / G, KH, KW]` weight), padded by extent - pad.
+    func tiledBackwardData(_ op: Conv2D, rows m: Int, columns n: Int, outputGrad: Tensor, weight: Tensor, mask: ReLUMask?, inputGrad: Tensor) throws {
+        let w = op.window, ws = weight.shape
+        let flipped = try packWeights(weight, op, rows: 1, flip: true).reshaped(to: [ws[1] * op.groups, ws[0] / op.groups, ws[2], ws[3]])
+        try tiled(rows: m, columns: n, input: outputGrad, weight: flipped, bias: nil, epilogue: mask.map { .mask($0.output, $0.rule) } ?? .none,
+                  output: inputGrad, kernel: (w.kernelH, w.kernelW), stride: (1, 1),
+                  pad: ((w.kernelH - 1) * w.dilationH - w.padTop, (w.kernelW - 1) * w.dilationW - w.padLeft),
+                  dilation: (w.dilationH, w.dilationW), groups: op.groups)
+    }
+
+    /// Winograd F(2x2, 3x3) of `input` [N, C, H, W] with `weight` [O, C, 3, 3] into `output` [N, O, OH, OW]
+    /// for pads (top, left); bottom and right follow from the output size.
+    private func winograd(input: Tensor, weight: Tensor, bias: Tensor?, epilogue: ConvEpilogue, output: Tensor, padTop: Int, padLeft: Int) throws {
+        let xs = input.shape, ys = output.shape
+        let (c, o) = (xs[1], ys[1])
+        let th = (ys[2] + 1) / 2, tw = (ys[3] + 1) / 2
+        let tiles = ys[0] * th * tw, padded = (tiles + 47) / 48 * 48, blocks = (o + 7) / 8
+        let gridWidth = 2 * tw + 2, gridPlane = (2 * th + 2) * gridWidth
+        let xp = try makeTensor([xs[0] * c * gridPlane], dtype: .float32)
+        let v = try makeTensor([16 * c * padded], dtype: .float32)
+        let u = try makeTensor([16 * blocks * 8 * c], dtype: .float32)
+        let m = try makeTensor([16 * o * padded], dtype: .float32)
+        try launch("conv_gemm_pad", global: [gridPlane, xs[0] * c], local: [64, 1],
+                   arguments: [.tensor(input), .tensor(xp), .int(xs[0] * c), .int(xs[2]), .int(xs[3]), .int(gridWidth),
+                               .int(padTop), .int(padLeft), .int(gridPlane)])
+        try launch("wino_input_transform", global: [padded / 16, c], local: [3, 1],
+                   arguments: [.tensor(xp), .tensor(v), .int(xs[0]), .int(c), .int(th), .int(tw), .int(padded)])
+        try launch("wino_weight_transform", global: [blocks * 8 * c], local: [8], arguments: [.tensor(weight), .tensor(u), .int(o), .int(c)])
+        try launch("wino_gemm", global: [padded / 48, blocks, 16], local: Self.gemmLocal,
+                   arguments: [.tensor(u), .tensor(v), .tensor(m), .int(o), .int(c), .int(padded)])
+        try launch("wino_output_transform", global: [padded / 16, o], local: [3, 1],
+                   arguments: [.tensor(m), .tensor(bias ?? weight), .int(bias == nil ? 0 : 1), .int(epilogue.code), .tensor(epilogue.mask ?? weight),
+                               .tensor(output), .int(ys[0]), .int(o), .int(ys[2]), .int(ys[3]), .int(th), .int(tw), .int(padded)])
+    }
+
+    func winogradForward(_ op: Conv2D, input: Tensor, weight: Tensor, bias: Tensor?, relu: Bool, output: Tensor) throws {
+        try winograd(input: input, weight: weight, bias: bias, epilogue: relu ? .relu : .none, output: output,
+                     padTop: op.window.padTop, padLeft: op.window.padLeft)
+    }
+
+    /// dx = Winograd of the output gradient with the transposed, rotated weights, pads 2 - pad.
+    func winogradBackwardData(_ op: Conv2D, outputGrad: Tensor, weight: Tensor, mask: ReLUMask?, inputGrad: Tensor) throws {
+        let ws = weight.shape
+        let flipped = try packWeights(weight, op, rows: 1, flip: true).reshaped(to: [ws[1], ws[0], 3, 3])
+        try winograd(input: outputGrad, weight: flipped, bias: nil, epilogue: mask.map { .mask($0.output, $0.rule) } ?? .none,
+                     output: inputGrad, padTop: 2 - op.window.padTop, padLeft: 2 - op.window.padLeft)
     }
 
     func gemmBackwardFilter(_ op: Conv2D, rows mo: Int, taps tk: Int, slices: Int, input: Tensor, outputGrad: Tensor, weightGrad: Tensor) throws {
@@ -175,27 +276,36 @@ extension OpenCLBackend {
     }
 }
 
-extension OpenCLBackend {
-    /// `relu(conv2d(input, weight) + bias)`: one kernel (the bias and ReLU in the GEMM's epilogue,
-    /// no extra pass over the output) where a GEMM variant applies, else the direct kernel then ReLU.
-    public func conv2dBiasReLU(_ input: Tensor, weight: Tensor, bias: Tensor?, _ op: Conv2D) throws -> Tensor {
-        let shape = try op.outputShape(input: input.shape, weight: weight.shape)
-        if let bias, bias.shape != [weight.shape[0]] {
-            throw ShapeError("conv2dBiasReLU: bias \(bias.shape) must be [\(weight.shape[0])], one per output channel")
+/// What the GEMM kernel does to each output after the bias (`CONV_EPI_*` in Kernels.cl).
+enum ConvEpilogue {
+    case none, relu
+    /// Gate by the ReLU backward rule, with `mask` (the output's shape) as the ReLU's forward value.
+    case mask(Tensor, ReLUBackwardRule)
+
+    var code: Int {
+        switch self {
+        case .none: return 0
+        case .relu: return 1
+        case .mask(_, let rule): return 2 + rule.kernelCode
         }
-        let y = try makeTensor(shape, dtype: .float32)
-        let variant = try convTuner.variant(.forward, op, input: input.shape, weight: weight.shape) { v in
-            try timedRuns { try conv2dForward(op, variant: v, input: input, weight: weight, bias: bias, relu: v != .direct, output: y) }
+    }
+
+    var mask: Tensor? { if case .mask(let t, _) = self { return t } else { return nil } }
+}
+
+/// The ReLU whose backward is fused into a convolution's backward-data.
+struct ReLUMask {
+    var output: Tensor
+    var rule: ReLUBackwardRule
+}
+
+extension ReLUBackwardRule {
+    /// The `RELU_*` code of Kernels.cl.
+    var kernelCode: Int {
+        switch self {
+        case .standard: return 0
+        case .guided: return 1
+        case .deconvnet: return 2
         }
-        if variant != .direct {
-            do {
-                try conv2dForward(op, variant: variant, input: input, weight: weight, bias: bias, relu: true, output: y)
-                return y
-            } catch is DeviceMemoryError {}   // no room for the GEMM's scratch: the direct kernels need none
-        }
-        let z = try makeTensor(shape, dtype: .float32)
-        try conv2dForward(op, variant: .direct, input: input, weight: weight, bias: bias, relu: false, output: z)
-        try activationForward(.relu, input: z, output: y)
-        return y
     }
 }

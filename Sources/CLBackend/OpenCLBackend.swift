@@ -34,6 +34,9 @@ public final class OpenCLBackend: Backend {
     /// How many times the host has read device memory (`read`/`readInts`): iterative methods are
     /// tested to read only when asked.
     public private(set) var hostReads = 0
+    /// Kernels enqueued so far, by name (tests check which kernels a path runs, e.g. that a fused
+    /// conv + ReLU runs no separate ReLU).
+    public private(set) var launchCounts: [String: Int] = [:]
 
     /// Device memory in use by live tensors (pooled buffers excluded).
     public var memoryInUseBytes: Int { memory.inUseBytes }
@@ -94,7 +97,8 @@ public final class OpenCLBackend: Backend {
             throw error
         }
         program = built!
-        convTuner = ConvTuner(cache: cache, deviceKey: key, wideVectors: !profile.hasDedicatedLocalMemory)
+        convTuner = ConvTuner(cache: cache, deviceKey: key, wideVectors: !profile.hasDedicatedLocalMemory,
+                              maxWorkGroupSize: profile.maxWorkGroupSize)
         buildReport = ProgramBuildReport(cacheHit: hit, seconds: Date().timeIntervalSince(start), cacheFile: cache.fileURL(forKey: key)?.path)
         if profile.preferredWorkGroupMultiple == 0 {
             profile.preferredWorkGroupMultiple = (try? CL.preferredMultiple(CL.createKernel(program, "fill_f32"), entry.device)) ?? 1
@@ -176,6 +180,7 @@ public final class OpenCLBackend: Backend {
     func launch(_ name: String, global: [Int], local: [Int]?, arguments args: [KernelArg]) throws {
         guard global.allSatisfy({ $0 > 0 }) else { return }
         let k = try kernel(name)
+        launchCounts[name, default: 0] += 1
         for (i, arg) in args.enumerated() {
             switch arg {
             case .tensor(let t):

@@ -16,17 +16,53 @@ public final class Executor {
     private let lastUse: [ValueID: Int]
     /// Values that some node's backward needs.
     private let neededByBackward: Set<ValueID>
+    /// Whether fusion is on (see `init`).
+    public let fuses: Bool
+    /// Conv nodes whose output only a ReLU reads, to the index of that ReLU node.
+    private let reluAfterConv: [Int: Int]
+    /// ReLU nodes whose output only a conv reads, as that conv's data input.
+    private let reluBeforeConv: Set<Int>
+    /// How many conv + ReLU pairs forward passes ran as one fused op, and how many ReLU backwards
+    /// ran inside a conv's backward-data (tests check the fused paths are taken).
+    public private(set) var fusedForwardCount = 0, fusedBackwardCount = 0
+    /// Called before each node's forward op (`backward: false`) and before its backward.
+    public var nodeObserver: ((_ node: Node, _ backward: Bool) -> Void)?
 
-    /// - Parameter parameters: device tensors to use for the parameters instead of uploading the
-    ///   graph's values (executors of one graph at different batch sizes share them).
-    public init(_ graph: Graph, on backend: Backend, parameters shared: [ValueID: Tensor]? = nil) throws {
+    /// - Parameters:
+    ///   - parameters: device tensors to use for the parameters instead of uploading the graph's
+    ///     values (executors of one graph at different batch sizes share them).
+    ///   - fuses: run a convolution read only by a ReLU as one conv + bias + ReLU op (unless the
+    ///     pass must keep the convolution's output), and the backward of a ReLU read only by a
+    ///     convolution inside that convolution's backward-data. The ReLU's backward then reads its
+    ///     output, which is positive exactly where its input is. Results equal the unfused ops'
+    ///     up to the rounding of the separate passes.
+    public init(_ graph: Graph, on backend: Backend, parameters shared: [ValueID: Tensor]? = nil, fuses: Bool = true) throws {
         self.graph = graph
         self.backend = backend
+        self.fuses = fuses
         var last: [ValueID: Int] = [:]
+        var readers: [ValueID: [(node: Int, slot: Int)]] = [:]
+        for (i, node) in graph.nodes.enumerated() {
+            for (slot, v) in node.inputs.enumerated() {
+                last[v] = i
+                readers[v, default: []].append((i, slot))
+            }
+        }
+        var after: [Int: Int] = [:], before: Set<Int> = []
+        if fuses {
+            for (i, node) in graph.nodes.enumerated() {
+                guard let only = readers[node.outputs[0]], only.count == 1, !graph.outputs.contains(node.outputs[0]) else { continue }
+                let reader = graph.nodes[only[0].node]
+                if case .conv2d = node.op, case .activation(.relu) = reader.op { after[i] = only[0].node }
+                if case .activation(.relu) = node.op, case .conv2d = reader.op, only[0].slot == 0 { before.insert(i) }
+            }
+        }
+        reluAfterConv = after
+        reluBeforeConv = before
         var needed: Set<ValueID> = []
         for (i, node) in graph.nodes.enumerated() {
-            for v in node.inputs { last[v] = i }
-            needed.formUnion(Executor.valuesBackwardNeeds(node))
+            // A fused ReLU's backward reads its output (its input is never made).
+            needed.formUnion(after.values.contains(i) ? [node.outputs[0]] : Executor.valuesBackwardNeeds(node))
         }
         lastUse = last
         neededByBackward = needed
@@ -88,10 +124,21 @@ public final class Executor {
         }
         let keep = retaining.union(graph.outputs).union(stop.map { [$0] } ?? [])
         let lastNode = stop.flatMap { graph.producer[$0] } ?? (graph.nodes.count - 1)
+        var fusedInto: [Int: Tensor] = [:]   // ReLU node -> its output, already computed by the conv before it
         for i in 0...max(lastNode, 0) where i < graph.nodes.count {
             let node = graph.nodes[i]
-            let outs = try run(node, node.inputs.map { live[$0]! })
-            for (v, t) in zip(node.outputs, outs) { live[v] = t }
+            if let done = fusedInto.removeValue(forKey: i) {
+                live[node.outputs[0]] = done
+            } else if let relu = reluAfterConv[i], relu <= lastNode, !keep.contains(node.outputs[0]), case .conv2d(let op) = node.op {
+                nodeObserver?(node, false)
+                let x = node.inputs.map { live[$0]! }
+                fusedInto[relu] = try annotated(node) { try backend.conv2dBiasReLU(x[0], weight: x[1], bias: x.count > 2 ? x[2] : nil, op) }
+                fusedForwardCount += 1
+            } else {
+                nodeObserver?(node, false)
+                let outs = try run(node, node.inputs.map { live[$0]! })
+                for (v, t) in zip(node.outputs, outs) { live[v] = t }
+            }
             if !forBackward {
                 for v in node.inputs where lastUse[v] == i && !keep.contains(v) && graph[v].kind != .parameter { live[v] = nil }
                 for v in node.outputs where lastUse[v] == nil && !keep.contains(v) { live[v] = nil }
@@ -121,15 +168,29 @@ public final class Executor {
             dependsOnTarget.formUnion(node.outputs)
         }
         var grads = seeds
+        func accumulate(_ v: ValueID, _ g: Tensor) throws { grads[v] = try grads[v].map { try backend.add($0, g) } ?? g }
         for node in graph.nodes.reversed() {
             let outGrads = node.outputs.map { grads[$0] }
             guard outGrads.contains(where: { $0 != nil }) else { continue }
-            let wanted = node.inputs.map { dependsOnTarget.contains($0) && graph[$0].dtype == .float32 }
+            nodeObserver?(node, true)
+            var wanted = node.inputs.map { dependsOnTarget.contains($0) && graph[$0].dtype == .float32 }
+            // The data input comes from a ReLU read by nothing else: its backward goes into backward-data,
+            // and the ReLU node, getting no output gradient, is skipped.
+            if wanted[0], case .conv2d(let op) = node.op, let g = outGrads[0], let relu = graph.producer[node.inputs[0]],
+               reluBeforeConv.contains(relu), !targets.contains(node.inputs[0]), grads[node.inputs[0]] == nil,
+               let a = pass.values[node.inputs[0]] {
+                let dz = try annotated(node, backward: true) {
+                    try backend.conv2dBackwardDataReLU(g, weight: try held(node.inputs[1], of: node, in: pass), reluOutput: a, rule: rule, op)
+                }
+                try accumulate(graph.nodes[relu].inputs[0], dz)
+                fusedBackwardCount += 1
+                wanted[0] = false
+            }
             if wanted.contains(true) {
                 let inGrads = try gradients(node, outGrads, wanted, pass, rule: rule)
                 for (v, g) in zip(node.inputs, inGrads) {
                     guard let g else { continue }
-                    grads[v] = try grads[v].map { try backend.add($0, g) } ?? g
+                    try accumulate(v, g)
                 }
             }
             for v in node.outputs where !targets.contains(v) { grads[v] = nil }
@@ -137,11 +198,25 @@ public final class Executor {
         return grads.filter { targets.contains($0.key) }
     }
 
+    /// `body`'s shape errors as graph errors naming the node.
+    private func annotated<T>(_ node: Node, backward: Bool = false, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let e as ShapeError {
+            throw GraphError("\(backward ? "backward of " : "")node '\(node.name)' (\(node.op.name)): \(e.message)")
+        }
+    }
+
+    private func held(_ v: ValueID, of node: Node, in pass: Pass) throws -> Tensor {
+        guard let t = pass.values[v] else { throw GraphError("node '\(node.name)': '\(graph[v].name)' was not kept by the forward pass") }
+        return t
+    }
+
     // MARK: - Ops
 
     private func run(_ node: Node, _ x: [Tensor]) throws -> [Tensor] {
         let b = backend
-        do {
+        return try annotated(node) {
             switch node.op {
             case .conv2d(let op): return [try b.conv2d(x[0], weight: x[1], bias: x.count > 2 ? x[2] : nil, op)]
             case .convTranspose2d(let op): return [try b.convTranspose2d(x[0], weight: x[1], bias: x.count > 2 ? x[2] : nil, op)]
@@ -171,8 +246,6 @@ public final class Executor {
             case .dropout: return [b.dropout(x[0])]
             case .identity: return [x[0]]
             }
-        } catch let e as ShapeError {
-            throw GraphError("node '\(node.name)' (\(node.op.name)): \(e.message)")
         }
     }
 
@@ -192,14 +265,11 @@ public final class Executor {
 
     private func gradients(_ node: Node, _ dy: [Tensor?], _ wanted: [Bool], _ pass: Pass, rule: ReLUBackwardRule) throws -> [Tensor?] {
         let b = backend
-        func held(_ v: ValueID) throws -> Tensor {
-            guard let t = pass.values[v] else { throw GraphError("node '\(node.name)': '\(graph[v].name)' was not kept by the forward pass") }
-            return t
-        }
+        func held(_ v: ValueID) throws -> Tensor { try self.held(v, of: node, in: pass) }
         func shape(_ i: Int) -> Shape { graph[node.inputs[i]].shape }
         func want(_ i: Int, _ body: () throws -> Tensor) rethrows -> Tensor? { i < wanted.count && wanted[i] ? try body() : nil }
         guard let g = dy[0] else { return node.inputs.map { _ in nil } }
-        do {
+        return try annotated(node, backward: true) {
             switch node.op {
             case .conv2d(let op):
                 return [try want(0) { try b.conv2dBackwardData(g, weight: try held(node.inputs[1]), inputShape: shape(0), op) },
@@ -217,7 +287,10 @@ public final class Executor {
                 return [try b.maxUnpool2dBackward(g, switches: try held(node.inputs[1]), op), nil]
             case .avgPool2d(let op): return [try b.avgPool2dBackward(g, inputShape: shape(0), op)]
             case .globalAvgPool: return [try b.globalAvgPoolBackward(g, inputShape: shape(0))]
-            case .activation(let a): return [try b.activationBackward(g, input: try held(node.inputs[0]), a, rule: rule)]
+            case .activation(let a):
+                // After a fused conv + ReLU only the ReLU's output exists; it masks the same elements.
+                let mask = a == .relu && pass.values[node.inputs[0]] == nil ? node.outputs[0] : node.inputs[0]
+                return [try b.activationBackward(g, input: try held(mask), a, rule: rule)]
             case .linear:
                 return [try want(0) { try b.linearBackwardData(g, weight: try held(node.inputs[1])) },
                         try want(1) { try b.linearBackwardWeight(try held(node.inputs[0]), outputGrad: g) },
@@ -238,8 +311,6 @@ public final class Executor {
             case .transpose: return [try b.transpose(g)]
             case .dropout, .identity: return [g]
             }
-        } catch let e as ShapeError {
-            throw GraphError("backward of node '\(node.name)' (\(node.op.name)): \(e.message)")
         }
     }
 }

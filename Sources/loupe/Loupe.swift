@@ -7,7 +7,7 @@ struct Loupe: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "loupe",
         abstract: "See what a convolutional network sees: CNN layers as OpenCL kernels, checked against a Swift reference.",
-        subcommands: [Devices.self, Check.self, Info.self, Run.self, Grad.self, Train.self, Evaluate.self, Report.self, Dissect.self, MakeConcepts.self, Maximize.self, Invert.self] + explanationCommands)
+        subcommands: [Devices.self, Check.self, Info.self, Run.self, Grad.self, Train.self, Evaluate.self, Report.self, Dissect.self, MakeConcepts.self, Maximize.self, Invert.self, Tune.self] + explanationCommands)
 }
 
 /// `--device`, shared by every command that computes.

@@ -41,8 +41,9 @@ final class ConvConformanceTests: XCTestCase {
         ConvCase(name: "gapnet-like 14x14", input: [4, 16, 14, 14], outChannels: 32, op: Conv2D(window: Window2D(kernel: 3, padding: 1))),
     ]
 
+    @discardableResult
     func runConvCases(tiling: ConvTiling?, label: String, cases: [ConvCase] = convCases,
-                      variants: [ConvDirection: ConvVariant] = [.forward: .direct, .backwardData: .direct, .backwardFilter: .direct]) throws {
+                      variants: [ConvDirection: ConvVariant] = [.forward: .direct, .backwardData: .direct, .backwardFilter: .direct]) throws -> Backends {
         let b = try Backends(tiling: tiling)
         b.opencl.convTuner.forced = variants
         for k in cases {
@@ -64,6 +65,7 @@ final class ConvConformanceTests: XCTestCase {
                 try b.compare(op: "conv2d", direction: "backward-bias", shape: shape) { be, cl in try be.biasGradient(cl ? dy.cl : dy.ref) }
             }
         }
+        return b
     }
 
     func testConvolutionWithDeviceTiling() throws { try runConvCases(tiling: nil, label: "") }
@@ -88,15 +90,98 @@ final class ConvConformanceTests: XCTestCase {
         }
     }
 
-    /// Conv + bias + ReLU in one GEMM kernel equals ReLU of the reference convolution.
-    func testFusedConvolutionBiasReLU() throws {
-        let b = try Backends()
+    /// The GPU-like tile set (`conv_tiled_*`: 64 x 64 work-group tiles in local memory, float4 reads)
+    /// on every geometry (forward; backward-data where stride 1 allows, the direct kernel elsewhere),
+    /// plus shapes spanning several tiles with ragged edges: 70 output channels (two channel tiles),
+    /// 286 and 1001 pixels, reduction lengths 171 and 50 (not multiples of the 16-deep k step).
+    func testConvolutionTiledVariants() throws {
+        let ragged = [
+            ConvCase(name: "70 channels, 3x3 pad 1", input: [2, 19, 13, 11], outChannels: 70, op: Conv2D(window: Window2D(kernel: 3, padding: 1))),
+            ConvCase(name: "5x5 stride 2 groups 2", input: [1, 4, 63, 65], outChannels: 6, op: Conv2D(window: Window2D(kernel: 5, stride: 2, padding: 2), groups: 2)),
+        ]
+        let maxGroup = try Backends().opencl.profile.maxWorkGroupSize
+        for block in ConvVariant.tiledBlocks where (64 / block.1) * (64 / block.0) <= maxGroup {
+            let tiled = ConvVariant.tiled(rows: block.0, columns: block.1)
+            let b = try runConvCases(tiling: nil, label: " [\(tiled)]", cases: Self.convCases + Self.gemmCases + ragged,
+                                     variants: [.forward: tiled, .backwardData: tiled, .backwardFilter: .direct])
+            XCTAssertGreaterThanOrEqual(b.opencl.launchCounts["conv_tiled_\(block.0)x\(block.1)"] ?? 0, 2 * ragged.count, "the tiled kernel ran")
+        }
+    }
+
+    /// Winograd F(2x2, 3x3), forward and backward-data (rotated weights, pads 2 - pad), against the
+    /// reference: odd output sizes (partial 2x2 tiles), no pad, asymmetric pads, more than 8 output
+    /// channels and more than 32 tiles (several GEMM blocks each way), batch 3.
+    func testConvolutionWinograd() throws {
         let op = Conv2D(window: Window2D(kernel: 3, padding: 1))
-        let input: Shape = [2, 6, 10, 13], wShape: Shape = [11, 6, 3, 3]
-        let x = try b.random(input), w = try b.random(wShape), bias = try b.random([11])
-        try b.compare(op: "conv2d+relu", direction: "forward", shape: "\(input) * \(wShape) [fused]") { be, cl in
-            if cl { return try b.opencl.conv2dBiasReLU(x.cl, weight: w.cl, bias: bias.cl, op) }
-            return try be.relu(be.conv2d(x.ref, weight: w.ref, bias: bias.ref, op))
+        let cases = [
+            Self.gemmCases[0],
+            ConvCase(name: "odd 13x11, 19 channels", input: [1, 5, 13, 11], outChannels: 19, op: op),
+            ConvCase(name: "no pad", input: [2, 3, 10, 7], outChannels: 4, op: Conv2D(window: Window2D(kernel: 3))),
+            ConvCase(name: "asymmetric pad (0, 1, 2, 0)", input: [2, 4, 9, 12], outChannels: 6, op: Conv2D(window: Window2D(kernel: (3, 3), padding: (0, 1, 2, 0)))),
+            ConvCase(name: "gapnet-like 14x14", input: [4, 16, 14, 14], outChannels: 32, op: op, bias: false),
+        ]
+        let b = try runConvCases(tiling: nil, label: " [winograd2x2]", cases: cases,
+                                 variants: [.forward: .winograd, .backwardData: .winograd, .backwardFilter: .direct])
+        XCTAssertEqual(b.opencl.launchCounts["wino_gemm"], 2 * cases.count, "one forward and one backward-data per case")
+    }
+
+    /// The Float64 Winograd reference (the transform matrices) equals the direct definition.
+    func testReferenceWinogradEqualsTheDefinition() {
+        for (input, o, op) in [([2, 3, 7, 9] as Shape, 4, Conv2D(window: Window2D(kernel: 3, padding: 1))),
+                               ([1, 2, 6, 5], 3, Conv2D(window: Window2D(kernel: (3, 3), padding: (0, 2, 1, 0))))] {
+            let wShape: Shape = [o, input[1], 3, 3]
+            let x = randomValues(input.count).map(Double.init), w = randomValues(wShape.count).map(Double.init)
+            let direct = Reference.conv2dForward(op, input: x, inputShape: input, weight: w, weightShape: wShape, bias: nil)
+            let wino = Reference.conv2dWinograd2x2(op, input: x, inputShape: input, weight: w, weightShape: wShape)
+            XCTAssertEqual(wino.count, direct.count)
+            XCTAssertLessThan(zip(wino, direct).map { abs($0 - $1) }.max()!, 1e-12, "\(input) \(op.window)")
+        }
+    }
+
+    /// Conv + bias + ReLU in one pass, and conv backward-data fused with the backward (every rule)
+    /// of the ReLU that fed the convolution, under every variant (direct: a separate ReLU pass in
+    /// place; GEMM, tiled, Winograd: in the kernel's epilogue), against the reference; shapes with a 3x3
+    /// kernel (Winograd applies), an asymmetric pad, groups, and a stride of 2 (direct kernels only) plus a pad beyond the kernel extent
+    /// (backward-data direct only).
+    func testFusedConvolutionReLU() throws {
+        let b = try Backends()
+        let cases = [Self.gemmCases[0], Self.gemmCases[1], Self.gemmCases[3], Self.gemmCases[5], Self.convCases[1]]
+        let variants = [ConvVariant.direct] + ConvVariant.gemmBlocks.map { .gemm(rows: $0.0, vectors: $0.1) }
+            + ConvVariant.tiledBlocks.map { .tiled(rows: $0.0, columns: $0.1) } + [.winograd]
+        for variant in variants {
+            b.opencl.convTuner.forced = [.forward: variant, .backwardData: variant]
+            for k in cases {
+                let wShape: Shape = [k.outChannels, k.input[1] / k.op.groups, k.op.window.kernelH, k.op.window.kernelW]
+                let x = try b.random(k.input), w = try b.random(wShape), bias = try b.random([k.outChannels])
+                let yShape = try k.op.outputShape(input: k.input, weight: wShape)
+                let dy = try b.random(yShape), z = try b.random(k.input)
+                let a = (ref: try b.reference.relu(z.ref), cl: try b.opencl.relu(z.cl))
+                let shape = "\(k.name): \(k.input) * \(wShape) -> \(yShape) [\(variant)]"
+                try b.compare(op: "conv2d+relu", direction: "forward", shape: shape) { be, cl in
+                    try be.conv2dBiasReLU(cl ? x.cl : x.ref, weight: cl ? w.cl : w.ref, bias: k.bias ? (cl ? bias.cl : bias.ref) : nil, k.op)
+                }
+                for rule in ReLUBackwardRule.allCases {
+                    try b.compare(op: "relu+conv2d", direction: "backward-data (\(rule))", shape: shape) { be, cl in
+                        try be.conv2dBackwardDataReLU(cl ? dy.cl : dy.ref, weight: cl ? w.cl : w.ref, reluOutput: cl ? a.cl : a.ref, rule: rule, k.op)
+                    }
+                }
+            }
+        }
+    }
+
+    /// The reference's fused ops are its separate ops composed (to rounding: the fused ones round once).
+    func testReferenceFusedConvolutionReLUComposesTheSeparateOps() throws {
+        let be = ReferenceBackend()
+        let op = Conv2D(window: Window2D(kernel: 3, padding: 1))
+        let x = try be.tensor(randomValues(2 * 4 * 7 * 6), shape: [2, 4, 7, 6]), w = try be.tensor(randomValues(5 * 4 * 9), shape: [5, 4, 3, 3])
+        let bias = try be.tensor(randomValues(5), shape: [5]), dy = try be.tensor(randomValues(2 * 5 * 7 * 6), shape: [2, 5, 7, 6])
+        let a = try be.relu(be.tensor(randomValues(2 * 4 * 7 * 6), shape: [2, 4, 7, 6]))
+        XCTAssertLessThan(relativeError(try be.read(be.conv2dBiasReLU(x, weight: w, bias: bias, op)),
+                                        try be.read(be.relu(be.conv2d(x, weight: w, bias: bias, op)))), 1e-6)
+        for rule in ReLUBackwardRule.allCases {
+            let fused = try be.read(be.conv2dBackwardDataReLU(dy, weight: w, reluOutput: a, rule: rule, op))
+            let separate = try be.read(be.reluBackward(be.conv2dBackwardData(dy, weight: w, inputShape: x.shape, op), input: a, rule: rule))
+            XCTAssertLessThan(relativeError(fused, separate), 1e-6, "\(rule)")
         }
     }
 
@@ -127,6 +212,26 @@ final class ConvConformanceTests: XCTestCase {
         XCTAssertEqual(second.convTuner.tuningsRun, 0, "the second run must reuse the stored winners")
         XCTAssertEqual(second.convTuner.storedChoices, first.convTuner.storedChoices)
         XCTAssertEqual(first.convTuner.storedChoices.count, 3)
+    }
+
+    /// In tune mode the tiled set is timed where local memory is on-chip, or when asked; Winograd
+    /// and the GEMM blocks always (3x3 stride 1).
+    func testTunerCandidates() throws {
+        guard let entry = try enumerateDevices().first else { throw XCTSkip("no OpenCL device on this machine") }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("loupe-tune-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let op = Conv2D(window: Window2D(kernel: 3, padding: 1))
+        for askTiled in [false, true] {
+            let be = try OpenCLBackend(device: entry, cache: ProgramCache(environment: [ProgramCache.locationVariable: dir.appendingPathComponent("\(askTiled)").path]))
+            be.convTuner.mode = .tune
+            if askTiled { be.convTuner.timesTiledVariants = true }
+            _ = try be.conv2d(be.tensor(randomValues(2 * 4 * 9 * 9), shape: [2, 4, 9, 9]), weight: be.tensor(randomValues(8 * 4 * 9), shape: [8, 4, 3, 3]), op)
+            let timed = Set(be.convTuner.lastTimings.map(\.variant))
+            let tiledTimed = askTiled || entry.profile.hasDedicatedLocalMemory
+            XCTAssertEqual(timed, Set(ConvVariant.candidates(.forward, op, localMemory: tiledTimed, maxWorkGroupSize: entry.profile.maxWorkGroupSize)))
+            XCTAssertTrue(timed.contains(.winograd) && timed.contains(.gemm(rows: 8, vectors: 3)))
+            XCTAssertEqual(timed.contains(.tiled(rows: 8, columns: 8)), tiledTimed && entry.profile.maxWorkGroupSize >= 64)
+        }
     }
 
     func testTransposedConvolution() throws {

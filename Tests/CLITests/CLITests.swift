@@ -190,4 +190,32 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("inv/x.invert.grid.png").path), inv.err)
         XCTAssertTrue(inv.err.contains("pool2 normalized error"), inv.err)
     }
+
+    /// `loupe tune` on gapnet (4 convs and fc, each forward, backward-data and backward-filter: 15
+    /// shapes) times each shape once and prints its winner; a second run on the same cache times
+    /// nothing and prints the same winners and times, read from the stored file.
+    func testTuneStoresWinnersAndASecondRunTimesNothing() throws {
+        let env = ["LOUPE_KERNEL_CACHE": dir.appendingPathComponent("cache").path]
+        let args = ["tune", "gapnet", "--batch", "2", "--device", "opencl:0"]
+        let first = try runLoupe(args, in: dir, environment: env)
+        XCTAssertEqual(first.code, 0, first.err)
+        XCTAssertTrue(first.out.contains("15 shapes timed, 0 convolutions from stored winners"), first.out)
+        XCTAssertTrue(first.err.contains("conv4 backward-filter") && first.err.contains("timing"), first.err)
+        let second = try runLoupe(args, in: dir, environment: env)
+        XCTAssertEqual(second.code, 0, second.err)
+        XCTAssertTrue(second.out.contains("0 shapes timed, 15 convolutions from stored winners"), second.out)
+        XCTAssertFalse(second.err.contains("timing"), second.err)
+        // The same rows (layer, direction, shapes, variant, ms, GFLOP/s), only the source column differs.
+        func rows(_ out: String, source: String) -> [String] {
+            out.split(separator: "\n").filter { $0.hasSuffix(" " + source) }.map { String($0.dropLast(source.count)) }
+        }
+        let timed = rows(first.out, source: "timed")
+        XCTAssertEqual(timed.count, 15, first.out)
+        XCTAssertEqual(timed, rows(second.out, source: "stored"))
+        for (bad, needle) in [(["--directions", "sideways"], "sideways"), (["--device", "reference"], "OpenCL device")] {
+            let r = try runLoupe(["tune", "gapnet"] + bad, in: dir, environment: env)
+            XCTAssertEqual(r.code, 2, r.out)
+            XCTAssertTrue(r.err.contains(needle) && r.err.split(separator: "\n").count == 1, r.err)
+        }
+    }
 }

@@ -3,7 +3,7 @@ import XCTest
 
 /// Runs the `loupe` executable built next to the test bundle, in `directory`; returns its exit
 /// code, standard output and standard error.
-func runLoupe(_ args: [String], in directory: URL) throws -> (code: Int32, out: String, err: String) {
+func runLoupe(_ args: [String], in directory: URL, environment: [String: String] = [:]) throws -> (code: Int32, out: String, err: String) {
     // The test bundle sits in the build products directory (Linux), or is that directory's child (macOS).
     let bundle = Bundle(for: CLITests.self).bundleURL
     let candidates = [bundle.appendingPathComponent("loupe"), bundle.deletingLastPathComponent().appendingPathComponent("loupe")]
@@ -15,6 +15,7 @@ func runLoupe(_ args: [String], in directory: URL) throws -> (code: Int32, out: 
     p.executableURL = binary
     p.arguments = args
     p.currentDirectoryURL = directory
+    if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
     let out = Pipe(), err = Pipe()
     p.standardOutput = out
     p.standardError = err

@@ -64,3 +64,48 @@ extension Reference {
         return weightGrad
     }
 }
+
+extension Reference {
+    /// Winograd F(2x2, 3x3) (Lavin & Gray 2016) from its definition: per 2x2 output tile,
+    /// `Y = A^T [(G g G^T) .* (B^T d B)] A` summed over input channels, with the matrices below; the
+    /// algorithm the `wino_*` kernels run, in Float64. Equals `conv2dForward` for a 3x3, stride-1,
+    /// dilation-1, one-group `op` up to rounding (tested), which checks the matrices independently of OpenCL.
+    public static func conv2dWinograd2x2(_ op: Conv2D, input: [Double], inputShape: Shape, weight: [Double], weightShape: Shape) -> [Double] {
+        let bt: [[Double]] = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]
+        let g: [[Double]] = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]
+        let at: [[Double]] = [[1, 1, 1, 0], [0, 1, -1, -1]]
+        func mul(_ a: [[Double]], _ b: [[Double]]) -> [[Double]] {
+            a.map { row in (0..<b[0].count).map { j in zip(row, b).reduce(0) { $0 + $1.0 * $1.1[j] } } }
+        }
+        func transpose(_ a: [[Double]]) -> [[Double]] { (0..<a[0].count).map { j in a.map { $0[j] } } }
+        let (n, c, h, w) = (inputShape[0], inputShape[1], inputShape[2], inputShape[3])
+        let o = weightShape[0]
+        let out = conv2dOutputShape(op, inputShape: inputShape, weightShape: weightShape)
+        let (oh, ow) = (out[2], out[3])
+        let u = (0..<o).map { k in (0..<c).map { ch in
+            mul(mul(g, (0..<3).map { i in (0..<3).map { j in weight[((k * c + ch) * 3 + i) * 3 + j] } }), transpose(g))
+        } }
+        var y = [Double](repeating: 0, count: out.count)
+        for img in 0..<n {
+            for th in 0..<(oh + 1) / 2 {
+                for tw in 0..<(ow + 1) / 2 {
+                    let v = (0..<c).map { ch in
+                        mul(mul(bt, (0..<4).map { i in (0..<4).map { j -> Double in
+                            let r = 2 * th - op.window.padTop + i, q = 2 * tw - op.window.padLeft + j
+                            return r >= 0 && r < h && q >= 0 && q < w ? input[((img * c + ch) * h + r) * w + q] : 0
+                        } }), transpose(bt))
+                    }
+                    for k in 0..<o {
+                        var m = [[Double]](repeating: [Double](repeating: 0, count: 4), count: 4)
+                        for ch in 0..<c { for i in 0..<4 { for j in 0..<4 { m[i][j] += u[k][ch][i][j] * v[ch][i][j] } } }
+                        let tile = mul(mul(at, m), transpose(at))
+                        for i in 0..<2 where 2 * th + i < oh {
+                            for j in 0..<2 where 2 * tw + j < ow { y[((img * o + k) * oh + 2 * th + i) * ow + 2 * tw + j] = tile[i][j] }
+                        }
+                    }
+                }
+            }
+        }
+        return y
+    }
+}

@@ -156,6 +156,26 @@ public final class ReferenceBackend: Backend {
         try store(result, into: inputGrad, name)
     }
 
+    public func conv2dBiasReLUForward(_ op: Conv2D, input: Tensor, weight: Tensor, bias: Tensor?, output: Tensor) throws {
+        let name = "conv2dBiasReLU"
+        let outShape = try op.outputShape(input: input.shape, weight: weight.shape)
+        try requireCount(output, outShape.count, name)
+        if let bias { try requireCount(bias, outShape[1], name) }
+        let z = Reference.conv2dForward(op, input: try doubles(input, name), inputShape: input.shape,
+                                        weight: try doubles(weight, name), weightShape: weight.shape, bias: try bias.map { try doubles($0, name) })
+        try store(Reference.activationForward(.relu, input: z), into: output, name)
+    }
+
+    public func conv2dBackwardDataReLU(_ op: Conv2D, rule: ReLUBackwardRule, outputGrad: Tensor, weight: Tensor, reluOutput: Tensor,
+                                       inputGrad: Tensor) throws {
+        let name = "conv2dBackwardDataReLU"
+        try requireCount(outputGrad, try op.outputShape(input: inputGrad.shape, weight: weight.shape).count, name)
+        try requireCount(reluOutput, inputGrad.count, name)
+        let g = Reference.conv2dBackwardData(op, outputGrad: try doubles(outputGrad, name), weight: try doubles(weight, name),
+                                             weightShape: weight.shape, inputShape: inputGrad.shape)
+        try store(Reference.activationBackward(.relu, rule: rule, input: try doubles(reluOutput, name), outputGrad: g), into: inputGrad, name)
+    }
+
     public func conv2dBackwardFilter(_ op: Conv2D, input: Tensor, outputGrad: Tensor, weightGrad: Tensor) throws {
         let name = "conv2dBackwardFilter"
         try requireCount(outputGrad, try op.outputShape(input: input.shape, weight: weightGrad.shape).count, name)

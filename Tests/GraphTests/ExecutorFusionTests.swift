@@ -1,0 +1,73 @@
+import CLBackend
+import Foundation
+import Graph
+import XCTest
+
+/// The executor's fusions (conv + bias + ReLU forward; ReLU backward inside the next conv's
+/// backward-data) give the unfused results and are the paths actually run.
+final class ExecutorFusionTests: XCTestCase {
+    /// gapnet: conv1 relu1 conv2 relu2 pool1 conv3 relu3 conv4 relu4 gap fc. Every conv is read only
+    /// by its ReLU (4 fused forwards); relu1 and relu3 are read only by a conv (2 fused backwards),
+    /// relu2 (read by the pool) and relu4 (read by the GAP) keep their own backward.
+    func testGAPNetFusedEqualsUnfusedAndTheReference() throws {
+        guard let entry = try enumerateDevices().first else { throw XCTSkip("no OpenCL device on this machine") }
+        let cl = try OpenCLBackend(device: entry), reference = ReferenceBackend()
+        let graph = try ZooModel.gapnet.build(batch: 2, seed: 3)
+        let x = graph.inputs[0], logits = graph.outputs[0]
+        let input = (0..<graph[x].shape.count).map { _ in Float.random(in: 0...1) }
+        let cot = (0..<graph[logits].shape.count).map { _ in Float.random(in: -1...1) }
+        let targets = Set([x] + graph.parameters)
+
+        func run(_ be: Backend, fuses: Bool, rule: ReLUBackwardRule)
+            throws -> (exec: Executor, logits: [Float], grads: [ValueID: [Float]], launches: [String: Int]) {
+            let exec = try Executor(graph, on: be, fuses: fuses)
+            let before = (be as? OpenCLBackend)?.launchCounts ?? [:]
+            let pass = try exec.forward([x: be.tensor(input, shape: graph[x].shape)], forBackward: true)
+            let grads = try exec.backward(pass, seeds: [logits: be.tensor(cot, shape: graph[logits].shape)], targets: targets, rule: rule)
+            let after = (be as? OpenCLBackend)?.launchCounts ?? [:]
+            let launches = after.merging(before) { $0 - $1 }
+            return (exec, try be.read(pass[logits]!), try grads.mapValues { try be.read($0) }, launches)
+        }
+
+        for rule in [ReLUBackwardRule.standard, .guided] {
+            let fused = try run(cl, fuses: true, rule: rule), plain = try run(cl, fuses: false, rule: rule)
+            XCTAssertEqual(fused.exec.fusedForwardCount, 4)
+            XCTAssertEqual(fused.exec.fusedBackwardCount, 2)
+            XCTAssertEqual(plain.exec.fusedForwardCount + plain.exec.fusedBackwardCount, 0)
+            // The fused forward runs no ReLU kernel, the fused backward two ReLU backwards instead of four.
+            XCTAssertEqual(fused.launches["activation_fwd"] ?? 0, 0, "\(fused.launches)")
+            XCTAssertEqual(plain.launches["activation_fwd"] ?? 0, 4)
+            XCTAssertEqual(fused.launches["activation_bwd"] ?? 0, 2)
+            XCTAssertEqual(plain.launches["activation_bwd"] ?? 0, 4)
+            // Same variants, same sums: fusion moves the ReLU into the epilogue and changes no value.
+            XCTAssertEqual(fused.logits, plain.logits, "\(rule) logits")
+            XCTAssertEqual(Set(fused.grads.keys), targets)
+            for v in targets { XCTAssertEqual(fused.grads[v], plain.grads[v], "\(rule) gradient of \(graph[v].name)") }
+
+            // Against the reference (fused there too): within float32 rounding of a few layers.
+            guard rule == .standard else { continue }
+            let ref = try run(reference, fuses: true, rule: rule)
+            XCTAssertEqual(ref.exec.fusedBackwardCount, 2)
+            XCTAssertLessThan(relativeError(fused.logits, ref.logits), 1e-4, "\(rule) logits vs reference")
+            for v in [x] + graph.parameters {
+                XCTAssertLessThan(relativeError(fused.grads[v]!, ref.grads[v]!), 1e-4, "\(rule) gradient of \(graph[v].name) vs reference")
+            }
+        }
+    }
+
+    /// A pass that keeps a conv's output (an explanation's layer, a stop value) does not fuse that
+    /// conv, so the value is there; backward through it still matches.
+    func testRetainedConvOutputIsNotFused() throws {
+        let be = ReferenceBackend()
+        let graph = try ZooModel.fashioncnn.build(batch: 1, seed: 5)
+        let x = graph.inputs[0], conv2 = graph.value(named: "conv2")!
+        let exec = try Executor(graph, on: be)
+        let input = try be.tensor((0..<784).map { _ in Float.random(in: 0...1) }, shape: graph[x].shape)
+        let pass = try exec.forward([x: input], forBackward: true, retaining: [conv2])
+        XCTAssertNotNil(pass[conv2])
+        XCTAssertEqual(exec.fusedForwardCount, 1, "conv1 + relu1 fused, conv2 kept")
+        let stop = try exec.forward([x: input], until: conv2)
+        XCTAssertEqual(exec.fusedForwardCount, 2, "conv1 + relu1 fused again, conv2 is the stop value")
+        XCTAssertEqual(try be.read(stop[conv2]!), try be.read(pass[conv2]!))
+    }
+}
