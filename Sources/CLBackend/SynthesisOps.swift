@@ -213,7 +213,8 @@ extension Backend {
         _ = try gramLayout(input, "gramDiversityBackward")
         guard outputGrad.shape == [1] else { throw ShapeError("gramDiversityBackward: the gradient of D must be [1], got \(outputGrad.shape)") }
         let dx = try makeTensor(input.shape, dtype: .float32)
-        try gramDiversityBackward(input: input, outputGrad: outputGrad, inputGrad: dx)
+        // One image has no pairs: D is 0 whatever the features, so its gradient is exactly 0.
+        if input.shape[0] == 1 { try fill(dx, value: 0) } else { try gramDiversityBackward(input: input, outputGrad: outputGrad, inputGrad: dx) }
         return dx
     }
 }
