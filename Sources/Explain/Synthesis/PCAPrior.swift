@@ -40,13 +40,11 @@ public struct PCAPrior: Sendable, Hashable {
         var mean = [Double](repeating: 0, count: d)
         for i in 0..<m { for p in 0..<d { mean[p] += Double(images.values[i * d + p]) } }
         mean = mean.map { $0 / Double(m) }
-        // The centred images X [m, d] and X^T [d, m] on the device; C Q^T = X^T X Q^T / (m - 1) is two
+        // The centred images X [m, d] uploaded once and X^T [d, m] transposed on the device; C Q^T = X^T X Q^T / (m - 1) is two
         // `linear` products, Q X^T [k, m] then (Q X^T) X [k, d], so C itself ([d, d]) is never formed.
         var centred = images.values
         for i in 0..<m { for p in 0..<d { centred[i * d + p] -= Float(mean[p]) } }
-        var xt = [Float](repeating: 0, count: d * m)
-        for i in 0..<m { for p in 0..<d { xt[p * m + i] = centred[i * d + p] } }
-        let x = try be.tensor(centred, shape: [m, d]), xT = try be.tensor(xt, shape: [d, m])
+        let x = try be.tensor(centred, shape: [m, d]), xT = try be.transpose(x)
         func timesCovariance(_ q: [Float], rows: Int) throws -> [Float] {
             try be.read(be.linear(be.linear(be.tensor(q, shape: [rows, d]), weight: x), weight: xT)).map { $0 / Float(m - 1) }
         }
