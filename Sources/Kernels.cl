@@ -299,6 +299,84 @@ inline bool relu_gate_open(const int rule, const float z, const float g) {
 //   of the (n, q-vector) range; slices write partial sums, reduced in fixed order by
 //   conv_gemm_filter_reduce (no atomics, deterministic).
 
+// ============================================================================================
+// Fully connected layers for a few rows (the batch of an explanation or a synthesis step): the
+// weight matrix [O, I] is streamed once per DENSE_NB rows instead of being packed for the
+// convolution GEMMs. Launched with local size 1: each work-item is one loop over explicit
+// float16 vectors (PoCL then vectorizes nothing across work-items).
+#define DENSE_NB 8
+
+inline float dense_sum16(const float16 v) {
+    const float8 a = v.lo + v.hi;
+    const float4 b = a.lo + a.hi;
+    const float2 c = b.lo + b.hi;
+    return c.x + c.y;
+}
+
+// y[n, o] = bias[o] + sum_i x[n, i] w[o, i]; one work-item per output o. global = (O).
+__kernel void dense_rows_fwd(__global const float* x, __global const float* w, __global const float* bias, const int has_bias,
+                             __global float* y, const int N, const int I, const int O) {
+    const int o = get_global_id(0);
+    if (o >= O) return;
+    const __global float* wr = w + (size_t)o * I;
+    const int I16 = I / 16 * 16;
+    for (int n0 = 0; n0 < N; n0 += DENSE_NB) {
+        const int nb = min(DENSE_NB, N - n0);
+        const __global float* xb = x + (size_t)n0 * I;
+        float16 acc[DENSE_NB];
+        _Pragma("unroll") for (int j = 0; j < DENSE_NB; ++j) acc[j] = (float16)(0.0f);
+        for (int i = 0; i < I16; i += 16) {
+            const float16 wv = vload16(0, wr + i);
+            _Pragma("unroll") for (int j = 0; j < DENSE_NB; ++j)
+                if (j < nb) acc[j] = fma(vload16(0, xb + (size_t)j * I + i), wv, acc[j]);
+        }
+        for (int j = 0; j < nb; ++j) {
+            float s = dense_sum16(acc[j]);
+            for (int i = I16; i < I; ++i) s = fma(xb[(size_t)j * I + i], wr[i], s);
+            y[(size_t)(n0 + j) * O + o] = s + (has_bias ? bias[o] : 0.0f);
+        }
+    }
+}
+
+// dx[n, i] = sum_o dy[n, o] w[o, i]; one work-item per 32 consecutive inputs, walking down the
+// weight's columns. global = (ceil(I / 32)).
+__kernel void dense_rows_bwd_data(__global const float* dy, __global const float* w, __global float* dx,
+                                  const int N, const int I, const int O) {
+    const int i0 = get_global_id(0) * 32;
+    if (i0 >= I) return;
+    for (int n0 = 0; n0 < N; n0 += DENSE_NB) {
+        const int nb = min(DENSE_NB, N - n0);
+        const __global float* db = dy + (size_t)n0 * O;
+        if (i0 + 32 <= I) {
+            float16 a0[DENSE_NB], a1[DENSE_NB];
+            _Pragma("unroll") for (int j = 0; j < DENSE_NB; ++j) { a0[j] = (float16)(0.0f); a1[j] = (float16)(0.0f); }
+            for (int o = 0; o < O; ++o) {
+                const __global float* wr = w + (size_t)o * I + i0;
+                const float16 w0 = vload16(0, wr), w1 = vload16(0, wr + 16);
+                _Pragma("unroll") for (int j = 0; j < DENSE_NB; ++j) {
+                    if (j < nb) {
+                        const float16 d = (float16)(db[(size_t)j * O + o]);
+                        a0[j] = fma(d, w0, a0[j]);
+                        a1[j] = fma(d, w1, a1[j]);
+                    }
+                }
+            }
+            for (int j = 0; j < nb; ++j) {
+                vstore16(a0[j], 0, dx + (size_t)(n0 + j) * I + i0);
+                vstore16(a1[j], 0, dx + (size_t)(n0 + j) * I + i0 + 16);
+            }
+        } else {
+            for (int j = 0; j < nb; ++j) {
+                for (int i = i0; i < I; ++i) {
+                    float s = 0.0f;
+                    for (int o = 0; o < O; ++o) s = fma(db[(size_t)j * O + o], w[(size_t)o * I + i], s);
+                    dx[(size_t)(n0 + j) * I + i] = s;
+                }
+            }
+        }
+    }
+}
+
 // xp[(n * C + c) * plane + r * Wp + s] = x[n, c, r - PT, s - PL], 0 outside x and past Hp rows.
 // global = (plane, N * C).
 __kernel void conv_gemm_pad(__global const float* x, __global float* xp, const int NC, const int H, const int W,
@@ -312,18 +390,28 @@ __kernel void conv_gemm_pad(__global const float* x, __global float* xp, const i
 // Packs weights [G*Og, Cg, K] for conv_gemm_<M>x<NV>. flip = 0: rows are output channels, the
 // reduction runs over input channels. flip = 1 (backward-data): rows are input channels, the
 // reduction runs over output channels, taps reversed. Rows past the group's last are zero.
-// global = (G * RB * Red * K * M).
+// A work-item writes the K * M contiguous values of one reduction channel r of one row block
+// (no index arithmetic per element). global = (Red, G * RB).
 __kernel void conv_gemm_pack(__global const float* w, __global float* wp, const int Og, const int Cg, const int K,
                              const int G, const int M, const int flip) {
     const int Rows = flip ? Cg : Og, Red = flip ? Og : Cg;
     const int RB = (Rows + M - 1) / M;
-    const int e = get_global_id(0);
-    if (e >= G * RB * Red * K * M) return;
-    const int m = e % M, k = (e / M) % K, r = (e / (M * K)) % Red, rb = (e / (M * K * Red)) % RB, g = e / (M * K * Red * RB);
-    const int row = rb * M + m;
-    float v = 0.0f;
-    if (row < Rows) v = flip ? w[((size_t)(g * Og + r) * Cg + row) * K + (K - 1 - k)] : w[((size_t)(g * Og + row) * Cg + r) * K + k];
-    wp[e] = v;
+    const int r = get_global_id(0), b = get_global_id(1);
+    if (r >= Red || b >= G * RB) return;
+    const int g = b / RB, rb = b - g * RB;
+    __global float* out = wp + ((size_t)b * Red + r) * K * M;
+    for (int m = 0; m < M; ++m) {
+        const int row = rb * M + m;
+        if (row >= Rows) {
+            for (int k = 0; k < K; ++k) out[k * M + m] = 0.0f;
+        } else if (flip) {
+            const __global float* src = w + ((size_t)(g * Og + r) * Cg + row) * K;
+            for (int k = 0; k < K; ++k) out[k * M + m] = src[K - 1 - k];
+        } else {
+            const __global float* src = w + ((size_t)(g * Og + row) * Cg + r) * K;
+            for (int k = 0; k < K; ++k) out[k * M + m] = src[k];
+        }
+    }
 }
 
 // y[n, g*Rows + row, oh, ow] = bias + sum_{r, k} wp[.., r, k, m] * xp[n, g*Red + r, q + off(k)].
@@ -543,21 +631,30 @@ CONV_TILED(8, 8)
 // Layouts: V [16, C, Tp] and M [16, O, Tp] with the tile count T padded to Tp (a multiple of 48,
 // zero tiles past T); U [16, OB, C, 8]: 8 output channels contiguous per (position, block, c).
 
-// xp is x zero-padded by conv_gemm_pad to planes of (2*TH + 2) rows of Wp = 2*TW + 2 columns, so
-// the 4x4 patches need no bounds checks. A work-item transforms 16 consecutive tiles of one
+// Patches read in [N, C, H, W] directly, zero outside it (pads PT, PL on the top and left; the
+// bottom and right follow from TH, TW). A work-item transforms 16 consecutive tiles of one
 // channel as float16 vectors (one lane per tile) and stores each position as one vector.
 // global = (Tp / 16, C).
-__kernel void wino_input_transform(__global const float* xp, __global float* v, const int N, const int C, const int TH,
-                                   const int TW, const int Tp) {
+__kernel void wino_input_transform(__global const float* in, __global float* v, const int N, const int C, const int H,
+                                   const int W, const int PT, const int PL, const int TH, const int TW, const int Tp) {
     const int t0 = get_global_id(0) * 16, c = get_global_id(1);
     if (t0 >= Tp || c >= C) return;
-    const int tiles = TH * TW, Wp = 2 * TW + 2, live = N * tiles;
+    const int tiles = TH * TW, live = N * tiles;
     float d[16][16];   // [patch position][tile]
     int n = t0 / tiles, th = (t0 % tiles) / TW, tw = t0 % TW;
     for (int k = 0; k < 16; ++k) {
         const bool on = t0 + k < live;
-        const __global float* xc = xp + ((size_t)(on ? n : 0) * C + c) * (2 * TH + 2) * Wp + 2 * th * Wp + 2 * tw;
-        for (int i = 0; i < 4; ++i) for (int j = 0; j < 4; ++j) d[i * 4 + j][k] = on ? xc[i * Wp + j] : 0.0f;
+        const __global float* xc = in + ((size_t)(on ? n : 0) * C + c) * H * W;
+        const int r0 = 2 * th - PT, s0 = 2 * tw - PL;
+        if (on && r0 >= 0 && r0 + 4 <= H && s0 >= 0 && s0 + 4 <= W) {
+            for (int i = 0; i < 4; ++i) for (int j = 0; j < 4; ++j) d[i * 4 + j][k] = xc[(r0 + i) * W + s0 + j];
+        } else {
+            for (int i = 0; i < 4; ++i)
+                for (int j = 0; j < 4; ++j) {
+                    const int r = r0 + i, q = s0 + j;
+                    d[i * 4 + j][k] = on && r >= 0 && r < H && q >= 0 && q < W ? xc[r * W + q] : 0.0f;
+                }
+        }
         if (++tw == TW) { tw = 0; if (++th == TH) { th = 0; ++n; } }
     }
     float16 x[16];
@@ -580,13 +677,18 @@ __kernel void wino_input_transform(__global const float* xp, __global float* v, 
     }
 }
 
-// w [O, C, 3, 3] -> U [16, OB, C, 8]. global = (OB * 8 * C).
-__kernel void wino_weight_transform(__global const float* w, __global float* u, const int O, const int C) {
-    const int e = get_global_id(0), OB = (O + 7) / 8;
-    if (e >= OB * 8 * C) return;
-    const int m = e % 8, c = (e / 8) % C, ob = e / (8 * C), o = ob * 8 + m;
+// w [O, C, 3, 3] -> U [16, OB, C, 8]. flip = 1: w is [C, O, 3, 3] and is read transposed and
+// rotated by 180 degrees (the backward-data weights). Neighbouring work-items take neighbouring
+// input channels, so reads and writes both stay within a few cache lines. global = (C, OB * 8).
+__kernel void wino_weight_transform(__global const float* w, __global float* u, const int O, const int C, const int flip) {
+    const int c = get_global_id(0), o = get_global_id(1), OB = (O + 7) / 8;
+    if (c >= C || o >= OB * 8) return;
+    const int m = o % 8, ob = o / 8;
     float g[3][3];
-    for (int i = 0; i < 9; ++i) g[i / 3][i % 3] = o < O ? w[((size_t)o * C + c) * 9 + i] : 0.0f;
+    for (int i = 0; i < 9; ++i) {
+        const float v = flip ? w[((size_t)c * O + o) * 9 + 8 - i] : w[((size_t)o * C + c) * 9 + i];
+        g[i / 3][i % 3] = o < O ? v : 0.0f;
+    }
     float a[4][3];   // G g
     for (int j = 0; j < 3; ++j) {
         a[0][j] = g[0][j];
@@ -877,6 +979,23 @@ __kernel void max_pool2d_bwd(__global const float* dy, __global const int* switc
         }
     }
     dx[i] = sum;
+}
+
+// The same for disjoint windows (stride = kernel, no dilation, no padding: VGG's 2x2 pools): one
+// work-item per window writes its inputs (the last row and column of windows also write the
+// uncovered inputs past them, as zeros). global = (OW, N * C * OH).
+__kernel void max_pool2d_bwd_disjoint(__global const float* dy, __global const int* switches, __global float* dx,
+                                      const int H, const int W, const int OH, const int OW, const int kernel_h,
+                                      const int kernel_w, const int rows) {
+    const int ox = get_global_id(0), r = get_global_id(1);
+    if (ox >= OW || r >= rows) return;
+    const int plane = r / OH, oy = r - plane * OH;
+    const int o = r * OW + ox, s = switches[o];
+    const float g = dy[o];
+    const int y1 = oy == OH - 1 ? H : (oy + 1) * kernel_h, x1 = ox == OW - 1 ? W : (ox + 1) * kernel_w;
+    __global float* d = dx + (size_t)plane * H * W;
+    for (int y = oy * kernel_h; y < y1; ++y)
+        for (int x = ox * kernel_w; x < x1; ++x) d[y * W + x] = y * W + x == s ? g : 0.0f;
 }
 
 // out[plane, o] = in[plane, switches[plane, o]]: the adjoint of max unpooling; in is [N, C, H, W].
@@ -1209,7 +1328,9 @@ inline float2 tv_differences(__global const float* plane, const int y, const int
 
 inline float tv_coefficient(const float2 d, const float beta) {
     const float s = d.x * d.x + d.y * d.y;
-    return s > 0.0f ? beta * pow(s, 0.5f * beta - 1.0f) : 0.0f;
+    // beta = 2 (the usual choice) needs no power; pow is slow on CPU devices.
+    if (beta == 2.0f) return 2.0f;
+    return s > 0.0f ? beta * exp2((0.5f * beta - 1.0f) * log2(s)) : 0.0f;
 }
 
 __kernel void total_variation_fwd(__global const float* in, __global float* out, const int C, const int H, const int W,
@@ -1582,7 +1703,9 @@ __kernel void synth_random_affine_bwd(__global const float* dy, __global float* 
     const float cy = 0.5f * (float)(H - 1), cx = 0.5f * (float)(W - 1);
     const float qy = (float)py - cy, qx = (float)px - cx;
     const float oyc = cy + t.s * (t.cos_a * qy + t.sin_a * qx), oxc = cx + t.s * (-t.sin_a * qy + t.cos_a * qx);
-    const float r = t.s * (fabs(t.cos_a) + fabs(t.sin_a)) + 1.0f;
+    // Output o reads input p when its source lies within 1 of p in each coordinate: o within
+    // s (|cos| + |sin|) of the image of p (rounding slack added).
+    const float r = t.s * (fabs(t.cos_a) + fabs(t.sin_a)) + 1e-3f;
     const int y_lo = max(0, (int)floor(oyc - r)), y_hi = min(H - 1, (int)ceil(oyc + r));
     const int x_lo = max(0, (int)floor(oxc - r)), x_hi = min(W - 1, (int)ceil(oxc + r));
     __global const float* g = dy + e.x * H * W;
@@ -1609,65 +1732,68 @@ __kernel void synth_random_affine_bwd(__global const float* dy, __global float* 
 // Pass W: x[h, w] = 1/(H W) sum_kx a_kx Re(T[h, kx] e^{+2 pi i kx w / W}), a = 1 at kx = 0 and
 // at kx = W/2 for even W, else 2 (numpy's irfft2, whose imaginary DC and Nyquist parts drop out).
 // Angles reduce k * n mod N in integers before cospi/sinpi.
-inline float synth_spectrum_scale(const int ky, const int kx, const int H, const int W, const float decay) {
-    const float fy = (float)(2 * ky < H ? ky : ky - H) / (float)H, fx = (float)kx / (float)W;
-    const float f = fmax(sqrt(fy * fy + fx * fx), 1.0f / (float)max(H, W));
-    return sqrt((float)(H * W)) * 0.25f / pow(f, decay);
-}
-
-inline float2 synth_twiddle(const int k, const int m, const int N) {
-    const float a = 2.0f * (float)((k * m) % N) / (float)N;
-    return (float2)(cospi(a), sinpi(a));
-}
+// The host passes the tables: `twH`/`twW` hold exp(2 pi i j / N) as (cos, sin) for j < N, and
+// `scale` the frequency scale [H, WF] (FourierImage.scale), both computed in double precision.
 
 // One item per element (plane, h, kx) of T, as (re, im) at 2 kx, 2 kx + 1.
-__kernel void synth_fourier_h_fwd(__global const float* spectrum, __global float* t, const int H, const int W,
-                                  const float decay, const int n) {
+__kernel void synth_fourier_h_fwd(__global const float* spectrum, __global float* t, __global const float2* twH,
+                                  __global const float* scale, const int H, const int W, const int n) {
     const int i = get_global_id(0);
     if (i >= n) return;
     const int WF = W / 2 + 1;
     const int3 e = plane_position(i, H, WF);
-    __global const float* s = spectrum + e.x * H * 2 * WF;
+    __global const float2* s = (__global const float2*)spectrum + e.x * H * WF + e.z;
     float re = 0.0f, im = 0.0f;
+    int j = 0;   // ky * h mod H
     for (int ky = 0; ky < H; ++ky) {
-        const float sc = synth_spectrum_scale(ky, e.z, H, W, decay);
-        const float2 tw = synth_twiddle(ky, e.y, H);
-        const float sr = sc * s[(ky * WF + e.z) * 2], si = sc * s[(ky * WF + e.z) * 2 + 1];
-        re += sr * tw.x - si * tw.y;
-        im += sr * tw.y + si * tw.x;
+        const float sc = scale[ky * WF + e.z];
+        const float2 tw = twH[j];
+        const float2 v = s[ky * WF] * sc;
+        re += v.x * tw.x - v.y * tw.y;
+        im += v.x * tw.y + v.y * tw.x;
+        j += e.y;
+        if (j >= H) j -= H;
     }
     t[i * 2] = re;
     t[i * 2 + 1] = im;
 }
 
 // One item per output pixel (plane, h, w).
-__kernel void synth_fourier_w_fwd(__global const float* t, __global float* out, const int H, const int W, const int n) {
+__kernel void synth_fourier_w_fwd(__global const float* t, __global float* out, __global const float2* twW, const int H, const int W,
+                                  const int n) {
     const int i = get_global_id(0);
     if (i >= n) return;
     const int WF = W / 2 + 1;
     const int3 e = plane_position(i, H, W);
-    __global const float* row = t + (e.x * H + e.y) * 2 * WF;
+    __global const float2* row = (__global const float2*)t + (e.x * H + e.y) * WF;
     float v = 0.0f;
+    int j = 0;   // kx * w mod W
     for (int kx = 0; kx < WF; ++kx) {
         const float a = (kx == 0 || 2 * kx == W) ? 1.0f : 2.0f;
-        const float2 tw = synth_twiddle(kx, e.z, W);
-        v += a * (row[2 * kx] * tw.x - row[2 * kx + 1] * tw.y);
+        const float2 tw = twW[j], r = row[kx];
+        v += a * (r.x * tw.x - r.y * tw.y);
+        j += e.z;
+        if (j >= W) j -= W;
     }
     out[i] = v / (float)(H * W);
 }
 
 // Adjoint of pass W: dT[h, kx] = a_kx / (H W) sum_w dx[h, w] (cos, -sin).
-__kernel void synth_fourier_w_bwd(__global const float* dx, __global float* dt, const int H, const int W, const int n) {
+__kernel void synth_fourier_w_bwd(__global const float* dx, __global float* dt, __global const float2* twW, const int H, const int W,
+                                  const int n) {
     const int i = get_global_id(0);
     if (i >= n) return;
     const int WF = W / 2 + 1;
     const int3 e = plane_position(i, H, WF);
     __global const float* g = dx + (e.x * H + e.y) * W;
     float re = 0.0f, im = 0.0f;
+    int j = 0;   // kx * w mod W
     for (int w = 0; w < W; ++w) {
-        const float2 tw = synth_twiddle(e.z, w, W);
+        const float2 tw = twW[j];
         re += g[w] * tw.x;
         im -= g[w] * tw.y;
+        j += e.z;
+        if (j >= W) j -= W;
     }
     const float a = ((e.z == 0 || 2 * e.z == W) ? 1.0f : 2.0f) / (float)(H * W);
     dt[i * 2] = a * re;
@@ -1675,21 +1801,23 @@ __kernel void synth_fourier_w_bwd(__global const float* dx, __global float* dt, 
 }
 
 // Adjoint of pass H: dS[ky, kx] = scale(ky, kx) sum_h dT[h, kx] e^{-2 pi i ky h / H}.
-__kernel void synth_fourier_h_bwd(__global const float* dt, __global float* ds, const int H, const int W,
-                                  const float decay, const int n) {
+__kernel void synth_fourier_h_bwd(__global const float* dt, __global float* ds, __global const float2* twH,
+                                  __global const float* scale, const int H, const int W, const int n) {
     const int i = get_global_id(0);
     if (i >= n) return;
     const int WF = W / 2 + 1;
     const int3 e = plane_position(i, H, WF);
-    __global const float* g = dt + e.x * H * 2 * WF;
+    __global const float2* g = (__global const float2*)dt + e.x * H * WF + e.z;
     float re = 0.0f, im = 0.0f;
+    int j = 0;   // ky * h mod H
     for (int h = 0; h < H; ++h) {
-        const float2 tw = synth_twiddle(e.y, h, H);
-        const float gr = g[(h * WF + e.z) * 2], gi = g[(h * WF + e.z) * 2 + 1];
-        re += gr * tw.x + gi * tw.y;
-        im += gi * tw.x - gr * tw.y;
+        const float2 tw = twH[j], v = g[h * WF];
+        re += v.x * tw.x + v.y * tw.y;
+        im += v.y * tw.x - v.x * tw.y;
+        j += e.y;
+        if (j >= H) j -= H;
     }
-    const float sc = synth_spectrum_scale(e.y, e.z, H, W, decay);
+    const float sc = scale[e.y * WF + e.z];
     ds[i * 2] = sc * re;
     ds[i * 2 + 1] = sc * im;
 }

@@ -3,6 +3,7 @@
 //
 //   swift run -c release KernelBench [--device opencl:N] [--repeats R] [--no-write] [--tune [--tiled]]
 //
+// Convolution rows marked "held" run with the weight held constant (Backend.holdingConstant).
 // Convolutions run the variant the tuner picks: with --tune each conv row first times every
 // candidate variant (printed) and the row is the winner; without it, a stored winner or the heuristic.
 // --tiled adds the GPU-like tiled variants to the candidates on devices without on-chip local memory.
@@ -123,7 +124,7 @@ var rows: [Row] = []
     let row = Row(layer: layer, direction: direction, shape: shape, variant: variant, medianMilliseconds: t * 1e3, firstCallMilliseconds: first * 1e3,
                   gflops: flops / t / 1e9, fractionOfPeak: flops / t / 1e9 / peak, gigabytesPerSecond: bytes / t / 1e9)
     rows.append(row)
-    print(layer.padding(toLength: 28, withPad: " ", startingAt: 0) + direction.padding(toLength: 17, withPad: " ", startingAt: 0)
+    print(layer.padding(toLength: 28, withPad: " ", startingAt: 0) + direction.padding(toLength: 21, withPad: " ", startingAt: 0)
           + variant.padding(toLength: 13, withPad: " ", startingAt: 0)
           + String(format: "%9.3f ms %8.2f GFLOP/s %6.1f%% of peak %7.2f GB/s  (first call %.1f ms)",
                    row.medianMilliseconds, row.gflops, row.fractionOfPeak * 100, row.gigabytesPerSecond, row.firstCallMilliseconds))
@@ -140,6 +141,14 @@ var rows: [Row] = []
     try record(layer, "forward", shape, flops: flops, bytes: bytes, conv: true) { _ = try backend.conv2d(x, weight: weight, bias: bias, op) }
     try record(layer, "backward-data", shape, flops: flops, bytes: bytes, conv: true) { _ = try backend.conv2dBackwardData(dy, weight: weight, inputShape: input, op) }
     try record(layer, "backward-weights", shape, flops: flops, bytes: bytes, conv: true) { _ = try backend.conv2dBackwardFilter(x, outputGrad: dy, weightShape: wShape, op) }
+    // Weights held constant, as in activation maximization and inversion: packed and transformed
+    // weights are made in the first call and reused (tuned apart from the rows above).
+    try backend.holdingConstant([weight]) {
+        try record(layer, "forward, held", shape, flops: flops, bytes: bytes, conv: true) { _ = try backend.conv2d(x, weight: weight, bias: bias, op) }
+        try record(layer, "backward-data, held", shape, flops: flops, bytes: bytes, conv: true) {
+            _ = try backend.conv2dBackwardData(dy, weight: weight, inputShape: input, op)
+        }
+    }
 }
 
 @MainActor func benchConvTranspose(_ layer: String, input: Shape, outChannels: Int, _ op: ConvTranspose2D) throws {

@@ -155,26 +155,39 @@ extension Backend {
         try transpose(rows).reshaped(to: [1, rows.shape[1], 1, rows.shape[0]])
     }
 
-    /// A `[1, K, 1, N]` image of columns -> `[N, K]` rows.
-    private func rows(_ columns: Tensor) throws -> Tensor {
-        try transpose(columns.reshaped(to: [columns.shape[1], columns.shape[3]]))
-    }
-
     private func weight1x1(_ weight: Tensor) throws -> Tensor { try weight.reshaped(to: [weight.shape[0], weight.shape[1], 1, 1]) }
 
     public func linear(_ input: Tensor, weight: Tensor, bias: Tensor? = nil) throws -> Tensor {
         guard input.shape.rank == 2, weight.shape.rank == 2, input.shape[1] == weight.shape[1] else {
             throw ShapeError("linear: input [N, in] and weight [out, in] must agree on in, got \(input.shape) and \(weight.shape)")
         }
-        return try rows(conv2d(columns(input), weight: weight1x1(weight), bias: bias, pointwise))
+        if let bias { try requireChannelVector(bias, channels: weight.shape[0], "linear", "bias") }
+        let y = try output([input.shape[0], weight.shape[0]])
+        try denseForward(input: input, weight: weight, bias: bias, output: y)
+        return y
+    }
+
+    /// `linear` as a 1x1 convolution over the columns (the batch laid out as pixels): backends
+    /// use it where a batch is large enough for the convolution GEMMs.
+    public func linearAsConvolution(_ input: Tensor, weight: Tensor, bias: Tensor?, output: Tensor) throws {
+        let y = try conv2d(columns(input), weight: weight1x1(weight), bias: bias, pointwise)
+        try transpose2d(input: y.reshaped(to: [y.shape[1], y.shape[3]]), output: output)
+    }
+
+    /// `linearBackwardData` as the backward-data of that 1x1 convolution.
+    public func linearBackwardDataAsConvolution(_ outputGrad: Tensor, weight: Tensor, inputGrad: Tensor) throws {
+        let dx = try conv2dBackwardData(columns(outputGrad), weight: weight1x1(weight),
+                                        inputShape: [1, weight.shape[1], 1, outputGrad.shape[0]], pointwise)
+        try transpose2d(input: dx.reshaped(to: [dx.shape[1], dx.shape[3]]), output: inputGrad)
     }
 
     public func linearBackwardData(_ outputGrad: Tensor, weight: Tensor) throws -> Tensor {
         guard outputGrad.shape.rank == 2, weight.shape.rank == 2, outputGrad.shape[1] == weight.shape[0] else {
             throw ShapeError("linearBackwardData: output gradient [N, out] and weight [out, in] must agree on out, got \(outputGrad.shape) and \(weight.shape)")
         }
-        return try rows(conv2dBackwardData(columns(outputGrad), weight: weight1x1(weight),
-                                           inputShape: [1, weight.shape[1], 1, outputGrad.shape[0]], pointwise))
+        let dx = try output([outputGrad.shape[0], weight.shape[1]])
+        try denseBackwardData(outputGrad: outputGrad, weight: weight, inputGrad: dx)
+        return dx
     }
 
     public func linearBackwardWeight(_ input: Tensor, outputGrad: Tensor) throws -> Tensor {

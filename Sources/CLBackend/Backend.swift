@@ -18,6 +18,11 @@ public protocol Backend: AnyObject {
     func read(_ tensor: Tensor) throws -> [Float]
     func readInts(_ tensor: Tensor) throws -> [Int32]
     func synchronize() throws
+    /// Runs `body` with `tensors` (a model's weights) taken as constant: a backend may keep what it
+    /// derives from them (packed or transformed weights) until `body` returns, instead of deriving
+    /// it on every call. Writing one of them through `write` drops what was kept for it; nothing
+    /// inside `body` may change them with a kernel.
+    func holdingConstant<T>(_ tensors: [Tensor], _ body: () throws -> T) throws -> T
 
     // MARK: Elementwise and data movement
     func fill(_ tensor: Tensor, value: Float) throws
@@ -34,6 +39,10 @@ public protocol Backend: AnyObject {
     func transpose2d(input: Tensor, output: Tensor) throws
 
     // MARK: Convolution
+    /// Fully connected: `output [N, O] = input [N, I] weight [O, I]^T + bias [O]`.
+    func denseForward(input: Tensor, weight: Tensor, bias: Tensor?, output: Tensor) throws
+    /// `inputGrad [N, I] = outputGrad [N, O] weight [O, I]`.
+    func denseBackwardData(outputGrad: Tensor, weight: Tensor, inputGrad: Tensor) throws
     func conv2dForward(_ op: Conv2D, input: Tensor, weight: Tensor, bias: Tensor?, output: Tensor) throws
     func conv2dBackwardData(_ op: Conv2D, outputGrad: Tensor, weight: Tensor, inputGrad: Tensor) throws
     func conv2dBackwardFilter(_ op: Conv2D, input: Tensor, outputGrad: Tensor, weightGrad: Tensor) throws
@@ -117,3 +126,4 @@ public protocol Backend: AnyObject {
     func gramDiversityForward(input: Tensor, output: Tensor) throws
     func gramDiversityBackward(input: Tensor, outputGrad: Tensor, inputGrad: Tensor) throws
 }
+

@@ -69,6 +69,8 @@ public final class ConvTuner {
         public var op: Conv2D
         /// The convolution's input and weight shapes (for backward-data, the shape of the input gradient).
         public var input: Shape, weight: Shape
+        /// Whether the weights were held constant (see `key`).
+        public var held: Bool
         public var variant: ConvVariant
         public var source: Source
         /// The variant's measured time: from this tuning, or stored by an earlier one; nil if never timed.
@@ -90,27 +92,29 @@ public final class ConvTuner {
     /// The stored winners, `direction|input|weight|geometry` to variant name.
     public var storedChoices: [String: String] { choices }
 
-    static func key(_ direction: ConvDirection, _ op: Conv2D, input: Shape, weight: Shape) -> String {
+    /// `held`: the weights are held constant (`Backend.holdingConstant`), so a variant's packed or
+    /// transformed weights are made once, not timed per call; such calls are tuned separately.
+    static func key(_ direction: ConvDirection, _ op: Conv2D, input: Shape, weight: Shape, held: Bool = false) -> String {
         let w = op.window
         return "\(direction.rawValue)|\(input)|\(weight)|s\(w.strideH),\(w.strideW) p\(w.padTop),\(w.padLeft),\(w.padBottom),\(w.padRight) "
-            + "d\(w.dilationH),\(w.dilationW) g\(op.groups)"
+            + "d\(w.dilationH),\(w.dilationW) g\(op.groups)" + (held ? " held" : "")
     }
 
     /// The variant to run: forced, else stored, else timed (tune mode), else the heuristic.
-    func variant(_ direction: ConvDirection, _ op: Conv2D, input: Shape, weight: Shape,
+    func variant(_ direction: ConvDirection, _ op: Conv2D, input: Shape, weight: Shape, held: Bool = false,
                  time: (ConvVariant) throws -> Double) throws -> ConvVariant {
-        let (v, source, time) = try choose(direction, op, input: input, weight: weight, time: time)
+        let (v, source, time) = try choose(direction, op, input: input, weight: weight, held: held, time: time)
         lastChoice = v
-        observer?(.chose(Choice(direction: direction, op: op, input: input, weight: weight, variant: v, source: source, seconds: time)))
+        observer?(.chose(Choice(direction: direction, op: op, input: input, weight: weight, held: held, variant: v, source: source, seconds: time)))
         return v
     }
 
-    private func choose(_ direction: ConvDirection, _ op: Conv2D, input: Shape, weight: Shape,
+    private func choose(_ direction: ConvDirection, _ op: Conv2D, input: Shape, weight: Shape, held: Bool,
                         time: (ConvVariant) throws -> Double) throws -> (ConvVariant, Source, Double?) {
         // Anything that can compute the pass may be forced (tests run the tiled set on any device).
         if let f = forced[direction], ConvVariant.candidates(direction, op, maxWorkGroupSize: maxWorkGroupSize).contains(f) { return (f, .forced, nil) }
         let candidates = ConvVariant.candidates(direction, op, localMemory: timesTiledVariants, maxWorkGroupSize: maxWorkGroupSize)
-        let key = Self.key(direction, op, input: input, weight: weight)
+        let key = Self.key(direction, op, input: input, weight: weight, held: held)
         if let name = choices[key], let v = ConvVariant(name), candidates.contains(v) { return (v, .stored, seconds[key]) }
         guard mode == .tune, tunedDirections.contains(direction), candidates.count > 1 else {
             return (wideVectors ? Self.heuristic(direction, op, input: input, weight: weight, candidates) : .direct, .heuristic, nil)
@@ -125,12 +129,15 @@ public final class ConvTuner {
         return (best.variant, .timed, best.seconds)
     }
 
-    /// Untuned choice on CPU-like devices: the 8x3 GEMM block where it applies; for backward-filter enough slices to give
-    /// about 256 work-items.
+    /// Untuned choice on CPU-like devices: Winograd for 3x3 stride-1 layers with at least 64 input and output
+    /// channels (it won every such VGG16 forward when tuned on PoCL, see Benchmarks/RESULTS.md), else the 8x3 GEMM
+    /// block where it applies; for backward-filter enough slices to give about 256 work-items.
     static func heuristic(_ direction: ConvDirection, _ op: Conv2D, input: Shape, weight: Shape, _ candidates: [ConvVariant]) -> ConvVariant {
         guard candidates.count > 1 else { return .direct }
         switch direction {
-        case .forward, .backwardData: return candidates.contains(.gemm(rows: 8, vectors: 3)) ? .gemm(rows: 8, vectors: 3) : .direct
+        case .forward, .backwardData:
+            if candidates.contains(.winograd) && weight[0] >= 64 && weight[1] >= 64 { return .winograd }
+            return candidates.contains(.gemm(rows: 8, vectors: 3)) ? .gemm(rows: 8, vectors: 3) : .direct
         case .backwardFilter:
             let items = weight[1] * ((weight[2] * weight[3] + 2) / 3) * op.groups * ((weight[0] / op.groups + 7) / 8)
             let want = (256 + items - 1) / items

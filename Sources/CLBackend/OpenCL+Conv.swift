@@ -46,14 +46,14 @@ extension OpenCLBackend {
 
     public func conv2dForward(_ op: Conv2D, input: Tensor, weight: Tensor, bias: Tensor?, output: Tensor) throws {
         let run = { (v: ConvVariant) throws in try self.conv2dForward(op, variant: v, input: input, weight: weight, bias: bias, relu: false, output: output) }
-        try runFallingBack(convTuner.variant(.forward, op, input: input.shape, weight: weight.shape) { v in try timedRuns { try run(v) } }, run)
+        try runFallingBack(convTuner.variant(.forward, op, input: input.shape, weight: weight.shape, held: isHeld(weight)) { v in try timedRuns { try run(v) } }, run)
     }
 
     /// Conv + bias + ReLU: one GEMM kernel (the ReLU in its epilogue, no extra pass over the
     /// output), or the direct kernel then a ReLU in place. Tuned under the forward key.
     public func conv2dBiasReLUForward(_ op: Conv2D, input: Tensor, weight: Tensor, bias: Tensor?, output: Tensor) throws {
         let run = { (v: ConvVariant) throws in try self.conv2dForward(op, variant: v, input: input, weight: weight, bias: bias, relu: true, output: output) }
-        try runFallingBack(convTuner.variant(.forward, op, input: input.shape, weight: weight.shape) { v in try timedRuns { try run(v) } }, run)
+        try runFallingBack(convTuner.variant(.forward, op, input: input.shape, weight: weight.shape, held: isHeld(weight)) { v in try timedRuns { try run(v) } }, run)
     }
 
     /// The forward pass with `variant`; `relu` applies max(0, .) after the bias (GEMM variants fuse it).
@@ -90,7 +90,7 @@ extension OpenCLBackend {
         let run = { (v: ConvVariant) throws in
             try self.conv2dBackwardData(op, variant: v, outputGrad: outputGrad, weight: weight, mask: mask, inputGrad: inputGrad)
         }
-        try runFallingBack(convTuner.variant(.backwardData, op, input: inputGrad.shape, weight: weight.shape) { v in try timedRuns { try run(v) } }, run)
+        try runFallingBack(convTuner.variant(.backwardData, op, input: inputGrad.shape, weight: weight.shape, held: isHeld(weight)) { v in try timedRuns { try run(v) } }, run)
     }
 
     func conv2dBackwardData(_ op: Conv2D, variant: ConvVariant, outputGrad: Tensor, weight: Tensor, mask: ReLUMask? = nil, inputGrad: Tensor) throws {

@@ -139,10 +139,12 @@ extension OpenCLBackend {
         let (og, cg, k) = (ws[0] / op.groups, ws[1], ws[2] * ws[3])
         let rowCount = flip ? cg : og, red = flip ? og : cg
         let count = op.groups * ((rowCount + m - 1) / m) * red * k * m
-        let wp = try makeTensor([count], dtype: .float32)
-        try launch("conv_gemm_pack", global: [count], local: [64],
-                   arguments: [.tensor(weight), .tensor(wp), .int(og), .int(cg), .int(k), .int(op.groups), .int(m), .int(flip ? 1 : 0)])
-        return wp
+        return try derivedWeight(weight, "pack \(m) flip \(flip) groups \(op.groups)") {
+            let wp = try makeTensor([count], dtype: .float32)
+            try launch("conv_gemm_pack", global: [red, op.groups * ((rowCount + m - 1) / m)], local: [min(red, 16), 1],
+                       arguments: [.tensor(weight), .tensor(wp), .int(og), .int(cg), .int(k), .int(op.groups), .int(m), .int(flip ? 1 : 0)])
+            return wp
+        }
     }
 
     /// `conv_gemm_<m>x<nv>` from the padded `source` [N, red * G, H', W'] into `output` [N, rows * G, OH, OW],
@@ -215,41 +217,46 @@ extension OpenCLBackend {
                   dilation: (w.dilationH, w.dilationW), groups: op.groups)
     }
 
-    /// Winograd F(2x2, 3x3) of `input` [N, C, H, W] with `weight` [O, C, 3, 3] into `output` [N, O, OH, OW]
-    /// for pads (top, left); bottom and right follow from the output size.
-    private func winograd(input: Tensor, weight: Tensor, bias: Tensor?, epilogue: ConvEpilogue, output: Tensor, padTop: Int, padLeft: Int) throws {
+    /// The Winograd transform `U` `[16, ceil(O / 8) * 8, C]` of `weight` [O, C, 3, 3].
+    /// With `flip`, of the backward-data weight: `weight` [C, O, 3, 3] transposed and rotated.
+    private func winogradWeights(_ weight: Tensor, flip: Bool = false) throws -> Tensor {
+        let (o, c) = flip ? (weight.shape[1], weight.shape[0]) : (weight.shape[0], weight.shape[1]), blocks = (o + 7) / 8
+        let u = try makeTensor([16 * blocks * 8 * c], dtype: .float32)
+        try launch("wino_weight_transform", global: [c, blocks * 8], local: [min(c, 16), 1],
+                   arguments: [.tensor(weight), .tensor(u), .int(o), .int(c), .int(flip ? 1 : 0)])
+        return u
+    }
+
+    /// Winograd F(2x2, 3x3) of `input` [N, C, H, W] into `output` [N, O, OH, OW] for pads (top,
+    /// left); bottom and right follow from the output size. `u` is `winogradWeights` of the
+    /// [O, C, 3, 3] weight.
+    private func winograd(input: Tensor, u: Tensor, bias: Tensor?, epilogue: ConvEpilogue, output: Tensor, padTop: Int, padLeft: Int) throws {
         let xs = input.shape, ys = output.shape
         let (c, o) = (xs[1], ys[1])
         let th = (ys[2] + 1) / 2, tw = (ys[3] + 1) / 2
         let tiles = ys[0] * th * tw, padded = (tiles + 47) / 48 * 48, blocks = (o + 7) / 8
-        let gridWidth = 2 * tw + 2, gridPlane = (2 * th + 2) * gridWidth
-        let xp = try makeTensor([xs[0] * c * gridPlane], dtype: .float32)
         let v = try makeTensor([16 * c * padded], dtype: .float32)
-        let u = try makeTensor([16 * blocks * 8 * c], dtype: .float32)
         let m = try makeTensor([16 * o * padded], dtype: .float32)
-        try launch("conv_gemm_pad", global: [gridPlane, xs[0] * c], local: [64, 1],
-                   arguments: [.tensor(input), .tensor(xp), .int(xs[0] * c), .int(xs[2]), .int(xs[3]), .int(gridWidth),
-                               .int(padTop), .int(padLeft), .int(gridPlane)])
         try launch("wino_input_transform", global: [padded / 16, c], local: [3, 1],
-                   arguments: [.tensor(xp), .tensor(v), .int(xs[0]), .int(c), .int(th), .int(tw), .int(padded)])
-        try launch("wino_weight_transform", global: [blocks * 8 * c], local: [8], arguments: [.tensor(weight), .tensor(u), .int(o), .int(c)])
+                   arguments: [.tensor(input), .tensor(v), .int(xs[0]), .int(c), .int(xs[2]), .int(xs[3]), .int(padTop), .int(padLeft),
+                               .int(th), .int(tw), .int(padded)])
         try launch("wino_gemm", global: [padded / 48, blocks, 16], local: Self.gemmLocal,
                    arguments: [.tensor(u), .tensor(v), .tensor(m), .int(o), .int(c), .int(padded)])
         try launch("wino_output_transform", global: [padded / 16, o], local: [3, 1],
-                   arguments: [.tensor(m), .tensor(bias ?? weight), .int(bias == nil ? 0 : 1), .int(epilogue.code), .tensor(epilogue.mask ?? weight),
+                   arguments: [.tensor(m), .tensor(bias ?? u), .int(bias == nil ? 0 : 1), .int(epilogue.code), .tensor(epilogue.mask ?? u),
                                .tensor(output), .int(ys[0]), .int(o), .int(ys[2]), .int(ys[3]), .int(th), .int(tw), .int(padded)])
     }
 
     func winogradForward(_ op: Conv2D, input: Tensor, weight: Tensor, bias: Tensor?, relu: Bool, output: Tensor) throws {
-        try winograd(input: input, weight: weight, bias: bias, epilogue: relu ? .relu : .none, output: output,
+        let u = try derivedWeight(weight, "winograd") { try winogradWeights(weight) }
+        try winograd(input: input, u: u, bias: bias, epilogue: relu ? .relu : .none, output: output,
                      padTop: op.window.padTop, padLeft: op.window.padLeft)
     }
 
     /// dx = Winograd of the output gradient with the transposed, rotated weights, pads 2 - pad.
     func winogradBackwardData(_ op: Conv2D, outputGrad: Tensor, weight: Tensor, mask: ReLUMask?, inputGrad: Tensor) throws {
-        let ws = weight.shape
-        let flipped = try packWeights(weight, op, rows: 1, flip: true).reshaped(to: [ws[1], ws[0], 3, 3])
-        try winograd(input: outputGrad, weight: flipped, bias: nil, epilogue: mask.map { .mask($0.output, $0.rule) } ?? .none,
+        let u = try derivedWeight(weight, "winograd flip") { try winogradWeights(weight, flip: true) }
+        try winograd(input: outputGrad, u: u, bias: nil, epilogue: mask.map { .mask($0.output, $0.rule) } ?? .none,
                      output: inputGrad, padTop: 2 - op.window.padTop, padLeft: 2 - op.window.padLeft)
     }
 

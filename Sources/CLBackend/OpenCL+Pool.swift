@@ -18,6 +18,15 @@ extension OpenCLBackend {
     /// `maxPool2dForward` always lie in their own window, so this is the sum over every window
     /// whose switch is the position.
     public func maxPool2dBackward(_ op: MaxPool2D, outputGrad: Tensor, switches: Tensor, inputGrad: Tensor) throws {
+        let w = op.window, (ih, iw) = (inputGrad.shape[2], inputGrad.shape[3]), (oh, ow) = (outputGrad.shape[2], outputGrad.shape[3])
+        if w.strideH == w.kernelH, w.strideW == w.kernelW, w.dilationH == 1, w.dilationW == 1,
+           w.padTop == 0, w.padLeft == 0, w.padBottom == 0, w.padRight == 0, oh * w.kernelH <= ih, ow * w.kernelW <= iw {
+            let rows = outputGrad.count / ow
+            try launch("max_pool2d_bwd_disjoint", global: [ow, rows], local: [min(ow, 16), 1],
+                       arguments: [.tensor(outputGrad), .tensor(switches), .tensor(inputGrad), .int(ih), .int(iw), .int(oh), .int(ow),
+                                   .int(w.kernelH), .int(w.kernelW), .int(rows)])
+            return
+        }
         try launchElementwise("max_pool2d_bwd", count: inputGrad.count,
                               [.tensor(outputGrad), .tensor(switches), .tensor(inputGrad)]
                                 + poolGeometry(op.window, input: inputGrad.shape, output: outputGrad.shape))

@@ -1,3 +1,5 @@
+import Foundation
+
 // Synthesis ops (SynthesisOps.swift): one work-item per output element; every backward is a gather.
 
 extension OpenCLBackend {
@@ -26,20 +28,41 @@ extension OpenCLBackend {
                               [.tensor(outputGrad), .tensor(inputGrad), .int(c), .int(h), .int(w)] + affineArgs(op, draw))
     }
 
+    /// `exp(2 pi i j / n)` for j < n as (cos, sin) pairs, computed in double precision once per n.
+    private func twiddles(_ n: Int) throws -> Tensor {
+        try constant("twiddles \(n)") {
+            (0..<n).flatMap { j -> [Float] in
+                let a = 2 * Double.pi * Double(j) / Double(n)
+                return [Float(cos(a)), Float(sin(a))]
+            }
+        }
+    }
+
+    /// `op.scale(ky, kx)` as a `[H, WF]` table.
+    private func spectrumScale(_ op: FourierImage) throws -> Tensor {
+        try constant("spectrum scale \(op.height)x\(op.width) decay \(op.decay.bitPattern)") {
+            (0..<op.height).flatMap { ky in (0..<op.spectrumWidth).map { kx in Float(op.scale(ky: ky, kx: kx)) } }
+        }
+    }
+
     /// Pass H into a complex intermediate `[N, C, H, 2 WF]`, then pass W.
     public func fourierImageForward(_ op: FourierImage, spectrum: Tensor, output: Tensor) throws {
         let t = try makeTensor(spectrum.shape, dtype: .float32)
         try launchElementwise("synth_fourier_h_fwd", count: spectrum.count / 2,
-                              [.tensor(spectrum), .tensor(t), .int(op.height), .int(op.width), .float(op.decay)])
-        try launchElementwise("synth_fourier_w_fwd", count: output.count, [.tensor(t), .tensor(output), .int(op.height), .int(op.width)])
+                              [.tensor(spectrum), .tensor(t), .tensor(twiddles(op.height)), .tensor(spectrumScale(op)),
+                               .int(op.height), .int(op.width)])
+        try launchElementwise("synth_fourier_w_fwd", count: output.count,
+                              [.tensor(t), .tensor(output), .tensor(twiddles(op.width)), .int(op.height), .int(op.width)])
     }
 
     /// The adjoint passes in reverse order.
     public func fourierImageBackward(_ op: FourierImage, outputGrad: Tensor, spectrumGrad: Tensor) throws {
         let dt = try makeTensor(spectrumGrad.shape, dtype: .float32)
-        try launchElementwise("synth_fourier_w_bwd", count: dt.count / 2, [.tensor(outputGrad), .tensor(dt), .int(op.height), .int(op.width)])
+        try launchElementwise("synth_fourier_w_bwd", count: dt.count / 2,
+                              [.tensor(outputGrad), .tensor(dt), .tensor(twiddles(op.width)), .int(op.height), .int(op.width)])
         try launchElementwise("synth_fourier_h_bwd", count: spectrumGrad.count / 2,
-                              [.tensor(dt), .tensor(spectrumGrad), .int(op.height), .int(op.width), .float(op.decay)])
+                              [.tensor(dt), .tensor(spectrumGrad), .tensor(twiddles(op.height)), .tensor(spectrumScale(op)),
+                               .int(op.height), .int(op.width)])
     }
 
     public func colorSigmoidForward(matrix: Tensor, input: Tensor, output: Tensor) throws {

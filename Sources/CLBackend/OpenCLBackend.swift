@@ -19,6 +19,12 @@ enum KernelArg {
     case localFloats(Int)
 }
 
+/// A kernel and the global size it was launched over, as `OpenCLBackend.kernelProfile` keys them.
+public struct KernelProfileKey: Hashable, Sendable {
+    public let name: String
+    public let global: [Int]
+}
+
 /// The OpenCL backend: one device, one context, one in-order queue, one program holding every
 /// kernel of `Sources/Kernels.cl` built with this device's tiling macros.
 ///
@@ -37,6 +43,12 @@ public final class OpenCLBackend: Backend {
     /// Kernels enqueued so far, by name (tests check which kernels a path runs, e.g. that a fused
     /// conv + ReLU runs no separate ReLU).
     public private(set) var launchCounts: [String: Int] = [:]
+    /// When set, every launch waits for its kernel and adds the wall time to `kernelProfile`
+    /// (benchmarks use this to see where a step's time goes; it serializes the queue).
+    public var profilesKernels = false
+    /// Seconds and launches per kernel name and global size, while `profilesKernels` is on.
+    public private(set) var kernelProfile: [KernelProfileKey: (launches: Int, seconds: Double)] = [:]
+    public func resetKernelProfile() { kernelProfile = [:] }
 
     /// Device memory in use by live tensors (pooled buffers excluded).
     public var memoryInUseBytes: Int { memory.inUseBytes }
@@ -58,6 +70,54 @@ public final class OpenCLBackend: Backend {
     let queue: cl_command_queue
     let program: cl_program
     private var kernels: [String: cl_kernel] = [:]
+    /// The tensors `holdingConstant` takes as constant, by storage, and what was derived from each
+    /// (packed and Winograd-transformed weights), by the derivation's name.
+    private var constantTensors: [ObjectIdentifier: Tensor] = [:]
+    private var derived: [ObjectIdentifier: [String: Tensor]] = [:]
+    /// How many derived weights were made, and how many calls reused one (tests check the reuse).
+    public private(set) var derivedWeightsMade = 0, derivedWeightsReused = 0
+
+    public func holdingConstant<T>(_ tensors: [Tensor], _ body: () throws -> T) throws -> T {
+        let before = constantTensors
+        for t in tensors { constantTensors[ObjectIdentifier(t.storage)] = t }
+        defer {
+            constantTensors = before
+            derived = derived.filter { before[$0.key] != nil }
+        }
+        return try body()
+    }
+
+    /// Whether `tensor` is held constant by `holdingConstant`.
+    public func isHeld(_ tensor: Tensor) -> Bool { constantTensors[ObjectIdentifier(tensor.storage)] != nil }
+
+    /// `make(weight)`, kept while `weight` is held constant (see `holdingConstant`). `name` must
+    /// name everything besides the weight's storage that the result depends on.
+    func derivedWeight(_ weight: Tensor, _ name: String, _ make: () throws -> Tensor) throws -> Tensor {
+        let id = ObjectIdentifier(weight.storage)
+        guard constantTensors[id] != nil else { return try make() }
+        let key = "\(name) \(weight.shape)"
+        if let t = derived[id]?[key] {
+            derivedWeightsReused += 1
+            return t
+        }
+        let t = try make()
+        derived[id, default: [:]][key] = t
+        derivedWeightsMade += 1
+        return t
+    }
+
+    /// Constant tables (twiddle factors, spectrum scales) by name, uploaded once.
+    private var constants: [String: Tensor] = [:]
+
+    /// The named constant table, made by `values` on first use and kept on the device.
+    func constant(_ name: String, _ values: () -> [Float]) throws -> Tensor {
+        if let t = constants[name] { return t }
+        let v = values()
+        let t = try makeTensor([v.count], dtype: .float32)
+        try write(v, to: t)
+        constants[name] = t
+        return t
+    }
 
     public var name: String { "opencl:\(deviceIndex) (\(profile.name))" }
 
@@ -148,6 +208,7 @@ public final class OpenCLBackend: Backend {
         guard values.count == tensor.count, tensor.dtype == dtype else {
             throw ShapeError("write: \(values.count) \(dtype) values into \(tensor)")
         }
+        derived[ObjectIdentifier(tensor.storage)] = nil
         try values.withUnsafeBytes { try CL.write(queue, buffer(tensor), $0.baseAddress!, bytes: $0.count) }
     }
 
@@ -198,6 +259,17 @@ public final class OpenCLBackend: Backend {
             }
         }
         let rounded = local.map { l in zip(global, l).map { g, s in (g + s - 1) / s * s } } ?? global
-        try CL.enqueue(queue, k, global: rounded, local: local, kernel: name)
+        if profilesKernels {
+            try CL.finish(queue)
+            let start = DispatchTime.now().uptimeNanoseconds
+            try CL.enqueue(queue, k, global: rounded, local: local, kernel: name)
+            try CL.finish(queue)
+            let key = KernelProfileKey(name: name, global: global)
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            let old = kernelProfile[key] ?? (0, 0)
+            kernelProfile[key] = (old.launches + 1, old.seconds + seconds)
+        } else {
+            try CL.enqueue(queue, k, global: rounded, local: local, kernel: name)
+        }
     }
 }

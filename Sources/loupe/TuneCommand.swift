@@ -12,7 +12,7 @@ struct Tune: ParsableCommand {
             timed, and the winner is stored next to the kernel cache, where every later run on this device \
             finds it. Prints the winners per layer and direction; a second run times nothing. Directions name \
             the convolution passes as the device runs them: a transposed convolution's forward is a \
-            backward-data pass.
+            backward-data pass. With --held-weights the model's weights are held constant, as activation             maximization and inversion hold them: each variant's packed or transformed weights are made once             and reused, so the winners (stored apart from the others) can differ.
             """)
 
     @OptionGroup var modelOptions: ModelOptions
@@ -20,6 +20,8 @@ struct Tune: ParsableCommand {
     @Option(help: "Batch size to tune for.") var batch: Int = 1
     @Option(help: "Comma-separated passes to tune: forward, backward (both backward passes), backward-data, backward-filter.")
     var directions: String = "forward,backward"
+    @Flag(help: "Tune with the weights held constant, as `maximize` and `invert` run (training re-derives them every step).")
+    var heldWeights = false
 
     func run() throws {
         try reportingErrors {
@@ -50,13 +52,15 @@ struct Tune: ParsableCommand {
                 feeds[input] = try backend.tensor((0..<shape.count).map { _ in Float.random(in: 0...1) }, shape: shape)
             }
             let backward = !wanted.isDisjoint(with: [.backwardData, .backwardFilter])
-            let pass = try exec.forward(feeds, forBackward: backward)
-            if backward {
-                var seeds: [ValueID: Tensor] = [:]
-                for output in graph.outputs { seeds[output] = try backend.full(graph[output].shape, value: 1) }
-                _ = try exec.backward(pass, seeds: seeds, targets: Set(graph.inputs + graph.parameters))
+            try backend.holdingConstant(heldWeights ? Array(exec.parameters.values) : []) {
+                let pass = try exec.forward(feeds, forBackward: backward)
+                if backward {
+                    var seeds: [ValueID: Tensor] = [:]
+                    for output in graph.outputs { seeds[output] = try backend.full(graph[output].shape, value: 1) }
+                    _ = try exec.backward(pass, seeds: seeds, targets: Set(graph.inputs + graph.parameters))
+                }
+                try backend.synchronize()
             }
-            try backend.synchronize()
             print(Self.table(rows))
             let fromCache = rows.filter { $0.choice.source == .stored }.count
             print("\(tuner.tuningsRun) shapes timed, \(fromCache) convolutions from stored winners"
@@ -81,12 +85,12 @@ struct Tune: ParsableCommand {
 
     static func table(_ rows: [(layer: String, choice: ConvTuner.Choice)]) -> String {
         func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s + " " : s.padding(toLength: n, withPad: " ", startingAt: 0) }
-        var lines = [pad("layer", 20) + pad("direction", 17) + pad("input * weight", 34) + pad("variant", 14) + pad("ms", 10) + pad("GFLOP/s", 9) + "from"]
+        var lines = [pad("layer", 20) + pad("direction", 17) + pad("input * weight", 34) + pad("variant", 14) + pad("weights", 9) + pad("ms", 10) + pad("GFLOP/s", 9) + "from"]
         for (layer, c) in rows {
             let ms = c.seconds.map { String(format: "%.3f", $0 * 1e3) } ?? "-"
             let rate = c.seconds.map { String(format: "%.1f", c.flops / $0 / 1e9) } ?? "-"
             lines.append(pad(layer, 20) + pad(c.direction.rawValue, 17) + pad("\(c.input) * \(c.weight)", 34) + pad(c.variant.description, 14)
-                         + pad(ms, 10) + pad(rate, 9) + c.source.rawValue)
+                         + pad(c.held ? "held" : "-", 9) + pad(ms, 10) + pad(rate, 9) + c.source.rawValue)
         }
         return lines.joined(separator: "\n")
     }

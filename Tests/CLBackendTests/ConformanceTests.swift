@@ -107,6 +107,9 @@ final class ConformanceTests: XCTestCase {
     static let maxPoolCases: [PoolCase] = [
         PoolCase(name: "3x3 stride 2 pad 1, batch 3", input: [3, 4, 11, 9], window: Window2D(kernel: 3, stride: 2, padding: 1)),
         PoolCase(name: "2x2 stride 2 ceil mode, odd size", input: [2, 3, 7, 9], window: Window2D(kernel: 2, stride: 2, ceilMode: true)),
+        // Disjoint windows (the max_pool2d_bwd_disjoint path): even, and odd with uncovered edges.
+        PoolCase(name: "2x2 stride 2, even size", input: [2, 3, 8, 6], window: Window2D(kernel: 2, stride: 2)),
+        PoolCase(name: "3x2 stride (3, 2), odd size", input: [1, 2, 10, 7], window: Window2D(kernel: (3, 2), stride: (3, 2))),
         PoolCase(name: "3x2 stride (2, 1) dilation 2, pad (1, 0, 0, 1)", input: [2, 2, 12, 10],
                  window: Window2D(kernel: (3, 2), stride: (2, 1), dilation: (2, 2), padding: (1, 0, 0, 1))),
         PoolCase(name: "2x3 stride (3, 2), pad (1, 1, 1, 0), ceil mode", input: [1, 3, 8, 13],
@@ -160,6 +163,9 @@ final class ConformanceTests: XCTestCase {
     static let avgPoolCases: [PoolCase] = [
         PoolCase(name: "3x3 stride 2 pad 1, batch 3", input: [3, 4, 11, 9], window: Window2D(kernel: 3, stride: 2, padding: 1)),
         PoolCase(name: "2x2 stride 2 ceil mode, odd size", input: [2, 3, 7, 9], window: Window2D(kernel: 2, stride: 2, ceilMode: true)),
+        // Disjoint windows (the max_pool2d_bwd_disjoint path): even, and odd with uncovered edges.
+        PoolCase(name: "2x2 stride 2, even size", input: [2, 3, 8, 6], window: Window2D(kernel: 2, stride: 2)),
+        PoolCase(name: "3x2 stride (3, 2), odd size", input: [1, 2, 10, 7], window: Window2D(kernel: (3, 2), stride: (3, 2))),
         PoolCase(name: "3x3 stride 2, pad (1, 0, 1, 1), ceil mode", input: [2, 2, 10, 8],
                  window: Window2D(kernel: (3, 3), stride: (2, 2), padding: (1, 0, 1, 1), ceilMode: true)),
         PoolCase(name: "3x2 stride (1, 2), pad (0, 1, 1, 0)", input: [1, 3, 6, 7],

@@ -169,6 +169,40 @@ final class ConvConformanceTests: XCTestCase {
         }
     }
 
+    /// Weights held constant: every variant that derives something from the weights (GEMM packing,
+    /// the flipped pack for backward-data, the Winograd transforms) reuses it on later calls with the
+    /// same results bit for bit, and a `write` to the weight inside the region is seen by the next call.
+    func testHeldConstantWeightsAreReusedAndRefreshedOnWrite() throws {
+        let b = try Backends()
+        let be = b.opencl
+        let op = Conv2D(window: Window2D(kernel: 3, padding: 1))
+        let input: Shape = [2, 8, 9, 7], wShape: Shape = [12, 8, 3, 3]
+        let x = try be.tensor(randomValues(input.count), shape: input), dy = try be.tensor(randomValues(2 * 12 * 9 * 7), shape: [2, 12, 9, 7])
+        let w1 = randomValues(wShape.count), w2 = randomValues(wShape.count)
+        for variant in [ConvVariant.gemm(rows: 8, vectors: 3), .winograd, .tiled(rows: 4, columns: 4)] {
+            be.convTuner.forced = [.forward: variant, .backwardData: variant]
+            let w = try be.tensor(w1, shape: wShape)
+            func run() throws -> [Float] {
+                try be.read(be.conv2d(x, weight: w, op)) + be.read(be.conv2dBackwardData(dy, weight: w, inputShape: input, op))
+            }
+            let plain = try run()
+            let (made, reused) = (be.derivedWeightsMade, be.derivedWeightsReused)
+            let (first, second, afterWrite) = try be.holdingConstant([w]) { () throws -> ([Float], [Float], [Float]) in
+                let first = try run(), second = try run()
+                try be.write(w2, to: w)
+                return (first, second, try run())
+            }
+            XCTAssertEqual(first, plain, "\(variant): held weights changed the result")
+            XCTAssertEqual(second, plain, "\(variant): reused weights changed the result")
+            XCTAssertGreaterThan(be.derivedWeightsMade, made, "\(variant): nothing was derived and kept")
+            XCTAssertGreaterThan(be.derivedWeightsReused, reused, "\(variant): the second call derived its weights again")
+            try be.write(w2, to: w)
+            XCTAssertEqual(afterWrite, try run(), "\(variant): a write to a held weight was not seen")
+            XCTAssertNotEqual(afterWrite, plain)
+        }
+        be.convTuner.forced = [:]
+    }
+
     /// The reference's fused ops are its separate ops composed (to rounding: the fused ones round once).
     func testReferenceFusedConvolutionReLUComposesTheSeparateOps() throws {
         let be = ReferenceBackend()
@@ -263,7 +297,8 @@ final class ConvConformanceTests: XCTestCase {
 
     func testLinear() throws {
         let b = try Backends()
-        for (n, i, o) in [(3, 37, 11), (1, 64, 10), (5, 9, 130)] {
+        // The row kernels (N <= 16: ragged 16- and 32-wide tails, more than 8 rows) and the 1x1-convolution GEMM (N > 16).
+        for (n, i, o) in [(3, 37, 11), (1, 64, 10), (5, 9, 130), (11, 100, 7), (16, 33, 5), (17, 40, 9), (40, 70, 12)] {
             let x = try b.random([n, i]), w = try b.random([o, i]), bias = try b.random([o]), dy = try b.random([n, o])
             let shape = "[\(n), \(i)] -> [\(n), \(o)]"
             try b.compare(op: "linear", direction: "forward", shape: shape) { be, cl in

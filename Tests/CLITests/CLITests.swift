@@ -191,27 +191,33 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(inv.err.contains("pool2 normalized error"), inv.err)
     }
 
-    /// `loupe tune` on gapnet (4 convs and fc, each forward, backward-data and backward-filter: 15
-    /// shapes) times each shape once and prints its winner; a second run on the same cache times
+    /// `loupe tune` on gapnet (4 convs, each forward, backward-data and backward-filter, and fc's
+    /// weight gradient: 13 shapes; at batch 2 fc's forward and backward-data run on the dense row
+    /// kernels, which have no variants) times each shape once and prints its winner; a second run on the same cache times
     /// nothing and prints the same winners and times, read from the stored file.
     func testTuneStoresWinnersAndASecondRunTimesNothing() throws {
         let env = ["LOUPE_KERNEL_CACHE": dir.appendingPathComponent("cache").path]
         let args = ["tune", "gapnet", "--batch", "2", "--device", "opencl:0"]
         let first = try runLoupe(args, in: dir, environment: env)
         XCTAssertEqual(first.code, 0, first.err)
-        XCTAssertTrue(first.out.contains("15 shapes timed, 0 convolutions from stored winners"), first.out)
+        XCTAssertTrue(first.out.contains("13 shapes timed, 0 convolutions from stored winners"), first.out)
         XCTAssertTrue(first.err.contains("conv4 backward-filter") && first.err.contains("timing"), first.err)
         let second = try runLoupe(args, in: dir, environment: env)
         XCTAssertEqual(second.code, 0, second.err)
-        XCTAssertTrue(second.out.contains("0 shapes timed, 15 convolutions from stored winners"), second.out)
+        XCTAssertTrue(second.out.contains("0 shapes timed, 13 convolutions from stored winners"), second.out)
         XCTAssertFalse(second.err.contains("timing"), second.err)
         // The same rows (layer, direction, shapes, variant, ms, GFLOP/s), only the source column differs.
         func rows(_ out: String, source: String) -> [String] {
             out.split(separator: "\n").filter { $0.hasSuffix(" " + source) }.map { String($0.dropLast(source.count)) }
         }
         let timed = rows(first.out, source: "timed")
-        XCTAssertEqual(timed.count, 15, first.out)
+        XCTAssertEqual(timed.count, 13, first.out)
         XCTAssertEqual(timed, rows(second.out, source: "stored"))
+        // Held weights are tuned apart: the 4 forward and 4 backward-data shapes again, the 5 weight gradients stored.
+        let held = try runLoupe(args + ["--held-weights"], in: dir, environment: env)
+        XCTAssertEqual(held.code, 0, held.err)
+        XCTAssertTrue(held.out.contains("8 shapes timed, 5 convolutions from stored winners"), held.out)
+        XCTAssertEqual(rows(held.out, source: "timed").filter { $0.contains(" held ") }.count, 8, held.out)
         for (bad, needle) in [(["--directions", "sideways"], "sideways"), (["--device", "reference"], "OpenCL device")] {
             let r = try runLoupe(["tune", "gapnet"] + bad, in: dir, environment: env)
             XCTAssertEqual(r.code, 2, r.out)

@@ -106,6 +106,26 @@ extension Reference {
         return input.indices.map { input[$0] + bias[($0 / (h * w)) % c] }
     }
 
+    /// `y[n, o] = bias[o] + sum_i x[n, i] w[o, i]`.
+    public static func dense(_ x: [Double], rows n: Int, weight w: [Double], outputs o: Int, bias: [Double]?) -> [Double] {
+        let k = x.count / max(n, 1)
+        var y = [Double](repeating: 0, count: n * o)
+        for r in 0..<n {
+            for j in 0..<o { y[r * o + j] = (0..<k).reduce(bias?[j] ?? 0) { $0 + x[r * k + $1] * w[j * k + $1] } }
+        }
+        return y
+    }
+
+    /// `dx[n, i] = sum_o dy[n, o] w[o, i]`: the adjoint of `dense` in its input.
+    public static func denseBackwardData(_ dy: [Double], rows n: Int, weight w: [Double], inputs k: Int) -> [Double] {
+        let o = dy.count / max(n, 1)
+        var dx = [Double](repeating: 0, count: n * k)
+        for r in 0..<n {
+            for i in 0..<k { dx[r * k + i] = (0..<o).reduce(0.0) { $0 + dy[r * o + $1] * w[$1 * k + i] } }
+        }
+        return dx
+    }
+
     /// `output[c] = sum over n, h, w of input[n, c, h, w]`: the adjoint of `biasAdd` in the bias.
     public static func channelSum(_ input: [Double], shape: Shape) -> [Double] {
         let (_, c, h, w) = shape.validNCHW

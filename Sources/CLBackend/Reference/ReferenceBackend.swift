@@ -136,6 +136,35 @@ public final class ReferenceBackend: Backend {
         try store(Reference.transpose(try doubles(input, name), rows: rows, columns: columns), into: output, name)
     }
 
+    /// The reference derives nothing from weights, so there is nothing to keep.
+    public func holdingConstant<T>(_ tensors: [Tensor], _ body: () throws -> T) throws -> T { try body() }
+
+    // MARK: Fully connected
+
+    private func denseShapes(_ rows: Tensor, _ weight: Tensor, _ out: Tensor, _ op: String) throws -> (n: Int, i: Int, o: Int) {
+        guard rows.shape.rank == 2, weight.shape.rank == 2, out.shape.rank == 2, rows.shape[0] == out.shape[0] else {
+            throw ShapeError("\(op): expected [N, *] rows, an [O, I] weight and [N, *] results, got \(rows.shape), \(weight.shape), \(out.shape)")
+        }
+        return (rows.shape[0], weight.shape[1], weight.shape[0])
+    }
+
+    public func denseForward(input: Tensor, weight: Tensor, bias: Tensor?, output: Tensor) throws {
+        let (n, i, o) = try denseShapes(input, weight, output, "dense")
+        guard input.shape[1] == i, output.shape[1] == o else { throw ShapeError("dense: \(input.shape) x \(weight.shape)^T -> \(output.shape)") }
+        if let bias { try requireCount(bias, o, "dense") }
+        try store(Reference.dense(try doubles(input, "dense"), rows: n, weight: try doubles(weight, "dense"), outputs: o,
+                                  bias: try bias.map { try doubles($0, "dense") }), into: output, "dense")
+    }
+
+    public func denseBackwardData(outputGrad: Tensor, weight: Tensor, inputGrad: Tensor) throws {
+        let (n, i, o) = try denseShapes(outputGrad, weight, inputGrad, "denseBackwardData")
+        guard outputGrad.shape[1] == o, inputGrad.shape[1] == i else {
+            throw ShapeError("denseBackwardData: \(outputGrad.shape) x \(weight.shape) -> \(inputGrad.shape)")
+        }
+        try store(Reference.denseBackwardData(try doubles(outputGrad, "denseBackwardData"), rows: n, weight: try doubles(weight, "denseBackwardData"),
+                                              inputs: i), into: inputGrad, "denseBackwardData")
+    }
+
     // MARK: Convolution
 
     public func conv2dForward(_ op: Conv2D, input: Tensor, weight: Tensor, bias: Tensor?, output: Tensor) throws {

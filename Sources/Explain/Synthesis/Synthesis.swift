@@ -138,6 +138,13 @@ public final class Synthesizer {
         }
     }
 
+    /// Runs `body` with the model's weights held constant on the backend (`Backend.holdingConstant`):
+    /// every `maximize` and `invert` inside it reuses the packed and transformed weights made by the
+    /// first, where each call on its own makes them once (benchmarks use this to time steady steps).
+    public func holdingWeights<T>(_ body: () throws -> T) throws -> T {
+        try backend.holdingConstant(Array(parameters.values), body)
+    }
+
     // MARK: Activation maximization
 
     /// Maximizes `sum of terms[n]` for image n of a batch of `terms.count` images.
@@ -266,6 +273,17 @@ public final class Synthesizer {
     private func optimize(graph g: Graph, layers: [ValueID], options o: SynthesisOptions, lossSign: Float,
                           objective: (Executor.Pass) throws -> [Float], cotangents: (Executor.Pass) throws -> [ValueID: Tensor],
                           progress: (SynthesisProgress) -> Void) throws -> SynthesisResult {
+        // The weights never change while the image is optimized: the backend keeps their packed
+        // and transformed forms for the whole run instead of remaking them every step.
+        try backend.holdingConstant(Array(parameters.values)) {
+            try optimizeHoldingWeights(graph: g, layers: layers, options: o, lossSign: lossSign, objective: objective,
+                                       cotangents: cotangents, progress: progress)
+        }
+    }
+
+    private func optimizeHoldingWeights(graph g: Graph, layers: [ValueID], options o: SynthesisOptions, lossSign: Float,
+                                        objective: (Executor.Pass) throws -> [Float], cotangents: (Executor.Pass) throws -> [ValueID: Tensor],
+                                        progress: (SynthesisProgress) -> Void) throws -> SynthesisResult {
         let be = backend
         let input = g.inputs[0]
         let shape = g[input].shape
