@@ -300,6 +300,47 @@ inline bool relu_gate_open(const int rule, const float z, const float g) {
 //   conv_gemm_filter_reduce (no atomics, deterministic).
 
 // ============================================================================================
+// Strided convolutions as stride-1 ones (space-to-depth): with stride S, tap i = S a + py reads
+// row S (oy + a) + py of the padded input, so splitting the input into its S x S phases
+//   xs[n, ph * C + c, u, v] = x[n, c, S u + py - PT, S v + px - PL]   (ph = py * PW + px, 0 outside x)
+// and the weights the same way
+//   ws[o, ph * C + c, a, b] = w[o, c, S a + py, S b + px]           (0 past the kernel)
+// gives y = the stride-1, unpadded convolution of xs with ws (kernel ceil(KH / S) x ceil(KW / S)),
+// which the GEMM or Winograd kernels compute. Only phases py < min(S, KH), px < min(S, KW) exist.
+// Backward-data runs the stride-1 backward-data into dxs, then s2d_input_bwd gathers it back:
+// every input element lies in exactly one phase, or in none (rows past U or V: gradient 0).
+__kernel void s2d_input(__global const float* x, __global float* xs, const int C, const int H, const int W, const int S,
+                        const int PH, const int PW, const int PT, const int PL, const int U, const int V, const int n) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const int v = i % V, u = (i / V) % U, ch = (i / (U * V)) % (PH * PW * C), nb = i / (U * V * PH * PW * C);
+    const int ph = ch / C, c = ch - ph * C, py = ph / PW, px = ph - py * PW;
+    const int r = S * u + py - PT, q = S * v + px - PL;
+    xs[i] = (r >= 0 && r < H && q >= 0 && q < W) ? x[(((size_t)nb * C + c) * H + r) * W + q] : 0.0f;
+}
+
+__kernel void s2d_input_bwd(__global const float* dxs, __global float* dx, const int C, const int H, const int W, const int S,
+                            const int PH, const int PW, const int PT, const int PL, const int U, const int V, const int n) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const int q = i % W, r = (i / W) % H, c = (i / (H * W)) % C, nb = i / (H * W * C);
+    const int ry = r + PT, rx = q + PL;
+    const int u = ry / S, py = ry - u * S, v = rx / S, px = rx - v * S;
+    dx[i] = (py < PH && px < PW && u < U && v < V)
+        ? dxs[(((size_t)nb * PH * PW * C + (py * PW + px) * C + c) * U + u) * V + v] : 0.0f;
+}
+
+__kernel void s2d_weights(__global const float* w, __global float* ws, const int C, const int KH, const int KW, const int S,
+                          const int PH, const int PW, const int KA, const int KB, const int n) {
+    const int i = get_global_id(0);
+    if (i >= n) return;
+    const int b = i % KB, a = (i / KB) % KA, ch = (i / (KA * KB)) % (PH * PW * C), o = i / (KA * KB * PH * PW * C);
+    const int ph = ch / C, c = ch - ph * C, py = ph / PW, px = ph - py * PW;
+    const int ky = S * a + py, kx = S * b + px;
+    ws[i] = (ky < KH && kx < KW) ? w[(((size_t)o * C + c) * KH + ky) * KW + kx] : 0.0f;
+}
+
+// ============================================================================================
 // Fully connected layers for a few rows (the batch of an explanation or a synthesis step): the
 // weight matrix [O, I] is streamed once per DENSE_NB rows instead of being packed for the
 // convolution GEMMs. Launched with local size 1: each work-item is one loop over explicit

@@ -411,11 +411,14 @@ extension Backend {
         return y
     }
 
+    /// The gradients in the input, the scale and the shift; with `parameters: false` only the
+    /// input's (the others come back nil, and are not computed).
     public func batchNormBackward(_ outputGrad: Tensor, input: Tensor, scale: Tensor, mean: Tensor, variance: Tensor,
-                                  epsilon: Float = 1e-5) throws -> (input: Tensor, scale: Tensor, shift: Tensor) {
+                                  epsilon: Float = 1e-5, parameters: Bool = true) throws -> (input: Tensor, scale: Tensor?, shift: Tensor?) {
         try requireSame(input, outputGrad, "batchNormBackward", ("input", "output gradient"))
         try checkBatchNorm(input, [(scale, "scale"), (mean, "mean"), (variance, "variance")], epsilon: epsilon)
-        let dx = try output(input.shape), ds = try output(scale.shape), db = try output(scale.shape)
+        let dx = try output(input.shape)
+        let ds = parameters ? try output(scale.shape) : nil, db = parameters ? try output(scale.shape) : nil
         try batchNormBackward(epsilon: epsilon, input: input, outputGrad: outputGrad, scale: scale, mean: mean, variance: variance,
                               inputGrad: dx, scaleGrad: ds, shiftGrad: db)
         return (dx, ds, db)

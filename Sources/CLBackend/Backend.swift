@@ -73,8 +73,9 @@ public protocol Backend: AnyObject {
     func localResponseNormBackward(_ op: LocalResponseNorm, input: Tensor, outputGrad: Tensor, inputGrad: Tensor) throws
     /// Inference batch norm: `y = scale[c] * (x - mean[c]) / sqrt(variance[c] + epsilon) + shift[c]`.
     func batchNormForward(epsilon: Float, input: Tensor, scale: Tensor, shift: Tensor, mean: Tensor, variance: Tensor, output: Tensor) throws
+    /// The scale and shift gradients are computed only where a tensor is given for them.
     func batchNormBackward(epsilon: Float, input: Tensor, outputGrad: Tensor, scale: Tensor, mean: Tensor, variance: Tensor,
-                           inputGrad: Tensor, scaleGrad: Tensor, shiftGrad: Tensor) throws
+                           inputGrad: Tensor, scaleGrad: Tensor?, shiftGrad: Tensor?) throws
 
     // MARK: Classifier heads ([N, K] rows)
     func softmaxForward(log: Bool, input: Tensor, output: Tensor) throws

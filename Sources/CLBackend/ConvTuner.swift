@@ -130,13 +130,15 @@ public final class ConvTuner {
     }
 
     /// Untuned choice on CPU-like devices: Winograd for 3x3 stride-1 layers with at least 64 input and output
-    /// channels (it won every such VGG16 forward when tuned on PoCL, see Benchmarks/RESULTS.md), else the 8x3 GEMM
+    /// channels (it won every such VGG16 forward when tuned on PoCL, see Benchmarks/RESULTS.md), strided ones
+    /// as stride-1 ones on the stride phases (`phased`, which beat the direct kernels on ResNet-50's), else the 8x3 GEMM
     /// block where it applies; for backward-filter enough slices to give about 256 work-items.
     static func heuristic(_ direction: ConvDirection, _ op: Conv2D, input: Shape, weight: Shape, _ candidates: [ConvVariant]) -> ConvVariant {
         guard candidates.count > 1 else { return .direct }
         switch direction {
         case .forward, .backwardData:
             if candidates.contains(.winograd) && weight[0] >= 64 && weight[1] >= 64 { return .winograd }
+            if candidates.contains(.phased) { return .phased }
             return candidates.contains(.gemm(rows: 8, vectors: 3)) ? .gemm(rows: 8, vectors: 3) : .direct
         case .backwardFilter:
             let items = weight[1] * ((weight[2] * weight[3] + 2) / 3) * op.groups * ((weight[0] / op.groups + 7) / 8)

@@ -65,6 +65,7 @@ extension OpenCLBackend {
             return try tiledForward(op, rows: m, columns: n, input: input, weight: weight, bias: bias, relu: relu, output: output)
         }
         if variant == .winograd { return try winogradForward(op, input: input, weight: weight, bias: bias, relu: relu, output: output) }
+        if variant == .phased { return try phasedForward(op, input: input, weight: weight, bias: bias, relu: relu, output: output) }
         let (n, o, oh, ow) = (output.shape[0], output.shape[1], output.shape[2], output.shape[3])
         // Without a bias the kernel still needs a valid buffer argument; it never reads it.
         try launch("conv2d_fwd", global: [columns(ow), oh, n * op.groups * tiles(o / op.groups)], local: convLocal,
@@ -102,6 +103,9 @@ extension OpenCLBackend {
         }
         if variant == .winograd {
             return try winogradBackwardData(op, outputGrad: outputGrad, weight: weight, mask: mask, inputGrad: inputGrad)
+        }
+        if variant == .phased {
+            return try phasedBackwardData(op, outputGrad: outputGrad, weight: weight, mask: mask, inputGrad: inputGrad)
         }
         let (n, c, h, w) = (inputGrad.shape[0], inputGrad.shape[1], inputGrad.shape[2], inputGrad.shape[3])
         // One column block per phase of the stride (see conv2d_bwd_data).

@@ -24,6 +24,10 @@ public enum ConvVariant: Hashable, Sendable, CustomStringConvertible {
     /// Winograd F(2x2, 3x3): `wino_*` kernels (3x3, stride 1, dilation 1, one group; backward-data
     /// with the rotated weights where the pads allow, as for `gemm`).
     case winograd
+    /// A strided convolution (equal strides, dilation 1, one group) as a stride-1 one on the input
+    /// split into its stride phases (`s2d_*` kernels, space-to-depth), which the tuner's choice for
+    /// that stride-1 shape computes.
+    case phased
 
     /// Register blocks compiled into Kernels.cl (`CONV_GEMM(M, NV)`, `CONV_GEMM_FILTER(MO, TK)`, `CONV_TILED(RM, RN)`).
     public static let gemmBlocks = [(8, 3), (12, 2), (6, 4), (4, 2)]
@@ -38,6 +42,7 @@ public enum ConvVariant: Hashable, Sendable, CustomStringConvertible {
         case .filter(let m, let t, let s): return "filter\(m)x\(t)s\(s)"
         case .tiled(let m, let n): return "tiled\(m)x\(n)"
         case .winograd: return "winograd2x2"
+        case .phased: return "phased"
         }
     }
 
@@ -45,6 +50,7 @@ public enum ConvVariant: Hashable, Sendable, CustomStringConvertible {
     public init?(_ text: String) {
         if text == "direct" { self = .direct; return }
         if text == "winograd2x2" { self = .winograd; return }
+        if text == "phased" { self = .phased; return }
         func ints(_ body: Substring) -> [Int]? {
             let parts = body.split(whereSeparator: { $0 == "x" || $0 == "s" }).map { Int($0) }
             return parts.contains(where: { $0 == nil }) ? nil : parts.map { $0! }
@@ -75,7 +81,14 @@ public enum ConvVariant: Hashable, Sendable, CustomStringConvertible {
         }
         if tiled { list += tiledBlocks.filter { (64 / $0.1) * (64 / $0.0) <= maxWorkGroupSize }.map { .tiled(rows: $0.0, columns: $0.1) } }
         if direction != .backwardFilter && flat && winogradApplies(op) { list.append(.winograd) }
+        if direction != .backwardFilter && phasedApplies(op) { list.append(.phased) }
         return list
+    }
+
+    /// Equal strides above 1 (at most 4: up to 16 phases), dilation 1, one group.
+    static func phasedApplies(_ op: Conv2D) -> Bool {
+        let w = op.window
+        return w.strideH == w.strideW && w.strideH > 1 && w.strideH <= 4 && w.dilationH == 1 && w.dilationW == 1 && op.groups == 1
     }
 
     /// 3x3 kernel, stride 1, dilation 1, one group.
@@ -258,6 +271,59 @@ extension OpenCLBackend {
         let u = try derivedWeight(weight, "winograd flip") { try winogradWeights(weight, flip: true) }
         try winograd(input: outputGrad, u: u, bias: nil, epilogue: mask.map { .mask($0.output, $0.rule) } ?? .none,
                      output: inputGrad, padTop: 2 - op.window.padTop, padLeft: 2 - op.window.padLeft)
+    }
+
+    /// The stride-1 problem a strided convolution becomes (see `ConvVariant.phased`).
+    private struct Phases {
+        let s: Int, ph: Int, pw: Int, ka: Int, kb: Int, u: Int, v: Int
+        var inner: Conv2D { Conv2D(window: Window2D(kernel: (ka, kb))) }
+        var geometry: [KernelArg] { [.int(s), .int(ph), .int(pw)] }
+
+        init(_ op: Conv2D, output: Shape) {
+            let w = op.window
+            s = w.strideH
+            ph = min(s, w.kernelH)
+            pw = min(s, w.kernelW)
+            ka = (w.kernelH + s - 1) / s
+            kb = (w.kernelW + s - 1) / s
+            u = output[2] + ka - 1
+            v = output[3] + kb - 1
+        }
+    }
+
+    private func phasedWeights(_ weight: Tensor, _ p: Phases) throws -> Tensor {
+        let ws = weight.shape
+        return try derivedWeight(weight, "phased \(p.s)") {
+            let t = try makeTensor([ws[0], p.ph * p.pw * ws[1], p.ka, p.kb], dtype: .float32)
+            try launchElementwise("s2d_weights", count: t.count, [.tensor(weight), .tensor(t), .int(ws[1]), .int(ws[2]), .int(ws[3])]
+                                  + p.geometry + [.int(p.ka), .int(p.kb)])
+            return t
+        }
+    }
+
+    private func phasedArgs(_ op: Conv2D, _ x: Shape, _ p: Phases) -> [KernelArg] {
+        [.int(x[1]), .int(x[2]), .int(x[3])] + p.geometry + [.int(op.window.padTop), .int(op.window.padLeft), .int(p.u), .int(p.v)]
+    }
+
+    func phasedForward(_ op: Conv2D, input: Tensor, weight: Tensor, bias: Tensor?, relu: Bool, output: Tensor) throws {
+        let p = Phases(op, output: output.shape), xs = input.shape
+        let split = try makeTensor([xs[0], p.ph * p.pw * xs[1], p.u, p.v], dtype: .float32)
+        try launchElementwise("s2d_input", count: split.count, [.tensor(input), .tensor(split)] + phasedArgs(op, xs, p))
+        let w = try phasedWeights(weight, p)
+        if relu {
+            try conv2dBiasReLUForward(p.inner, input: split, weight: w, bias: bias, output: output)
+        } else {
+            try conv2dForward(p.inner, input: split, weight: w, bias: bias, output: output)
+        }
+    }
+
+    func phasedBackwardData(_ op: Conv2D, outputGrad: Tensor, weight: Tensor, mask: ReLUMask?, inputGrad: Tensor) throws {
+        let p = Phases(op, output: outputGrad.shape), xs = inputGrad.shape
+        let w = try phasedWeights(weight, p)
+        let split = try makeTensor([xs[0], p.ph * p.pw * xs[1], p.u, p.v], dtype: .float32)
+        try conv2dBackwardData(p.inner, outputGrad: outputGrad, weight: w, inputGrad: split)
+        try launchElementwise("s2d_input_bwd", count: inputGrad.count, [.tensor(split), .tensor(inputGrad)] + phasedArgs(op, xs, p))
+        if let mask { try activationBackward(.relu, rule: mask.rule, input: mask.output, outputGrad: inputGrad, inputGrad: inputGrad) }
     }
 
     func gemmBackwardFilter(_ op: Conv2D, rows mo: Int, taps tk: Int, slices: Int, input: Tensor, outputGrad: Tensor, weightGrad: Tensor) throws {

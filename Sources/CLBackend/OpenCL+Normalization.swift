@@ -32,14 +32,16 @@ extension OpenCLBackend {
 
     /// `dx` elementwise; `dscale` one work-group per channel; `dshift` is the channel sum of `dy`.
     public func batchNormBackward(epsilon: Float, input: Tensor, outputGrad: Tensor, scale: Tensor, mean: Tensor, variance: Tensor,
-                                  inputGrad: Tensor, scaleGrad: Tensor, shiftGrad: Tensor) throws {
+                                  inputGrad: Tensor, scaleGrad: Tensor?, shiftGrad: Tensor?) throws {
         let (n, c, h, w) = try input.shape.nchw(for: "batchNormBackward")
         try launchElementwise("batch_norm_bwd_data", count: inputGrad.count,
                               [.tensor(outputGrad), .tensor(scale), .tensor(variance), .tensor(inputGrad), .float(epsilon), .int(c), .int(h * w)])
-        try launchReduction("batch_norm_bwd_scale", groups: c,
-                            [.tensor(input), .tensor(outputGrad), .tensor(mean), .tensor(variance), .tensor(scaleGrad),
-                             .float(epsilon), .int(n), .int(c), .int(h * w)])
-        try channelSum(outputGrad, output: shiftGrad)
+        if let scaleGrad {
+            try launchReduction("batch_norm_bwd_scale", groups: c,
+                                [.tensor(input), .tensor(outputGrad), .tensor(mean), .tensor(variance), .tensor(scaleGrad),
+                                 .float(epsilon), .int(n), .int(c), .int(h * w)])
+        }
+        if let shiftGrad { try channelSum(outputGrad, output: shiftGrad) }
     }
 
     // MARK: Softmax and cross-entropy (one work-group per row)

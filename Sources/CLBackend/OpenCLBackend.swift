@@ -102,6 +102,8 @@ public final class OpenCLBackend: Backend {
         }
         let t = try make()
         derived[id, default: [:]][key] = t
+        // Held too, so what is derived from it in turn (a phased weight's packing) is kept as well.
+        constantTensors[ObjectIdentifier(t.storage)] = t
         derivedWeightsMade += 1
         return t
     }

@@ -301,9 +301,11 @@ public final class Executor {
             case .flatten, .reshape: return [try g.reshaped(to: shape(0))]
             case .softmax(let log): return [try b.softmaxBackward(g, output: try held(node.outputs[0]), log: log)]
             case .batchNorm(let eps):
+                // Explanations and synthesis want only the input's gradient: the parameters' are skipped.
                 let r = try b.batchNormBackward(g, input: try held(node.inputs[0]), scale: try held(node.inputs[1]),
-                                                mean: try held(node.inputs[3]), variance: try held(node.inputs[4]), epsilon: eps)
-                return [r.input, r.scale, r.shift, nil, nil]
+                                                mean: try held(node.inputs[3]), variance: try held(node.inputs[4]), epsilon: eps,
+                                                parameters: wanted[1] || wanted[2])
+                return [wanted[0] ? r.input : nil, wanted[1] ? r.scale : nil, wanted[2] ? r.shift : nil, nil, nil]
             case .localResponseNorm(let op): return [try b.localResponseNormBackward(g, input: try held(node.inputs[0]), op)]
             case .resizeBilinear(let op): return [try b.resizeBilinearBackward(g, inputShape: shape(0), op)]
             case .resizeNearest(let op): return [try b.resizeNearestBackward(g, inputShape: shape(0), op)]

@@ -231,13 +231,18 @@ final class ConformanceTests: XCTestCase {
                 try be.batchNorm(pick(x, cl), scale: pick(scale, cl), shift: pick(shift, cl), mean: pick(mean, cl),
                                  variance: pick(variance, cl), epsilon: epsilon)
             }
-            func backward(_ be: Backend, _ cl: Bool) throws -> (input: Tensor, scale: Tensor, shift: Tensor) {
+            func backward(_ be: Backend, _ cl: Bool, parameters: Bool = true) throws -> (input: Tensor, scale: Tensor?, shift: Tensor?) {
                 try be.batchNormBackward(pick(dy, cl), input: pick(x, cl), scale: pick(scale, cl), mean: pick(mean, cl),
-                                         variance: pick(variance, cl), epsilon: epsilon)
+                                         variance: pick(variance, cl), epsilon: epsilon, parameters: parameters)
             }
             try b.compare(op: "batchNorm", direction: "backward-data", shape: "\(input)") { be, cl in try backward(be, cl).input }
-            try b.compare(op: "batchNorm", direction: "backward-scale", shape: "\(input)") { be, cl in try backward(be, cl).scale }
-            try b.compare(op: "batchNorm", direction: "backward-shift", shape: "\(input)") { be, cl in try backward(be, cl).shift }
+            try b.compare(op: "batchNorm", direction: "backward-data only", shape: "\(input)") { be, cl in
+                let r = try backward(be, cl, parameters: false)
+                XCTAssertTrue(r.scale == nil && r.shift == nil, "parameters: false still made parameter gradients")
+                return r.input
+            }
+            try b.compare(op: "batchNorm", direction: "backward-scale", shape: "\(input)") { be, cl in try backward(be, cl).scale! }
+            try b.compare(op: "batchNorm", direction: "backward-shift", shape: "\(input)") { be, cl in try backward(be, cl).shift! }
         }
     }
 

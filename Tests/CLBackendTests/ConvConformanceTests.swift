@@ -125,6 +125,25 @@ final class ConvConformanceTests: XCTestCase {
         XCTAssertEqual(b.opencl.launchCounts["wino_gemm"], 2 * cases.count, "one forward and one backward-data per case")
     }
 
+    /// Strided convolutions as stride-1 ones on the stride phases: ResNet's 3x3 / 1x1 / 7x7 stride-2
+    /// layers, odd sizes whose last rows no output reads, asymmetric pads, stride 3 and a kernel
+    /// smaller than the stride, each inner stride-1 convolution left to the heuristic (GEMM or Winograd).
+    func testConvolutionPhased() throws {
+        let cases = [
+            ConvCase(name: "3x3 stride 2 pad 1", input: [2, 8, 14, 14], outChannels: 12, op: Conv2D(window: Window2D(kernel: 3, stride: 2, padding: 1))),
+            ConvCase(name: "1x1 stride 2, odd size", input: [1, 16, 9, 7], outChannels: 8, op: Conv2D(window: Window2D(kernel: 1, stride: 2))),
+            ConvCase(name: "7x7 stride 2 pad 3, 3 channels", input: [1, 3, 23, 20], outChannels: 16, op: Conv2D(window: Window2D(kernel: 7, stride: 2, padding: 3))),
+            ConvCase(name: "3x2 stride 2, asymmetric pad", input: [2, 4, 13, 10], outChannels: 9,
+                     op: Conv2D(window: Window2D(kernel: (3, 2), stride: (2, 2), padding: (1, 0, 0, 1))), bias: false),
+            ConvCase(name: "5x5 stride 3 pad 2", input: [1, 5, 17, 16], outChannels: 6, op: Conv2D(window: Window2D(kernel: 5, stride: 3, padding: 2))),
+            ConvCase(name: "2x2 stride 3 (taps skip phases)", input: [1, 4, 11, 13], outChannels: 5, op: Conv2D(window: Window2D(kernel: 2, stride: 3))),
+        ]
+        let b = try runConvCases(tiling: nil, label: " [phased]", cases: cases,
+                                 variants: [.forward: .phased, .backwardData: .phased, .backwardFilter: .direct])
+        XCTAssertEqual(b.opencl.launchCounts["s2d_input"], cases.count, "one phase split per forward")
+        XCTAssertEqual(b.opencl.launchCounts["s2d_input_bwd"], cases.count, "one gather per backward-data")
+    }
+
     /// The Float64 Winograd reference (the transform matrices) equals the direct definition.
     func testReferenceWinogradEqualsTheDefinition() {
         for (input, o, op) in [([2, 3, 7, 9] as Shape, 4, Conv2D(window: Window2D(kernel: 3, padding: 1))),
@@ -147,7 +166,7 @@ final class ConvConformanceTests: XCTestCase {
         let b = try Backends()
         let cases = [Self.gemmCases[0], Self.gemmCases[1], Self.gemmCases[3], Self.gemmCases[5], Self.convCases[1]]
         let variants = [ConvVariant.direct] + ConvVariant.gemmBlocks.map { .gemm(rows: $0.0, vectors: $0.1) }
-            + ConvVariant.tiledBlocks.map { .tiled(rows: $0.0, columns: $0.1) } + [.winograd]
+            + ConvVariant.tiledBlocks.map { .tiled(rows: $0.0, columns: $0.1) } + [.winograd, .phased]
         for variant in variants {
             b.opencl.convTuner.forced = [.forward: variant, .backwardData: variant]
             for k in cases {

@@ -303,16 +303,16 @@ public final class ReferenceBackend: Backend {
     }
 
     public func batchNormBackward(epsilon: Float, input: Tensor, outputGrad: Tensor, scale: Tensor, mean: Tensor, variance: Tensor,
-                                  inputGrad: Tensor, scaleGrad: Tensor, shiftGrad: Tensor) throws {
+                                  inputGrad: Tensor, scaleGrad: Tensor?, shiftGrad: Tensor?) throws {
         let name = "batchNormBackward"
-        try requirePerChannel([scale, mean, variance, scaleGrad, shiftGrad], of: input, name)
+        try requirePerChannel([scale, mean, variance] + [scaleGrad, shiftGrad].compactMap { $0 }, of: input, name)
         try requireCount(outputGrad, input.count, name)
         let grads = Reference.batchNormBackward(epsilon: Double(epsilon), input: try doubles(input, name), shape: input.shape,
                                                 outputGrad: try doubles(outputGrad, name), scale: try doubles(scale, name),
                                                 mean: try doubles(mean, name), variance: try doubles(variance, name))
         try store(grads.input, into: inputGrad, name)
-        try store(grads.scale, into: scaleGrad, name)
-        try store(grads.shift, into: shiftGrad, name)
+        if let scaleGrad { try store(grads.scale, into: scaleGrad, name) }
+        if let shiftGrad { try store(grads.shift, into: shiftGrad, name) }
     }
 
     // MARK: Classifier heads

@@ -368,7 +368,8 @@ public final class Synthesizer {
                 grad = try be.add(grad, be.lpNormBackward(alphaSeed, input: xs, p: o.alpha))
             }
             if normalize {
-                grad = try be.batchNormBackward(grad, input: x01, scale: bnScale, mean: bnMean, variance: bnVariance, epsilon: eps).input
+                grad = try be.batchNormBackward(grad, input: x01, scale: bnScale, mean: bnMean, variance: bnVariance, epsilon: eps,
+                                               parameters: false).input
             }
             if o.totalVariationWeight > 0 {
                 grad = try be.add(grad, be.totalVariationBackward(tvSeed, input: x01, TotalVariation(beta: o.totalVariationBeta)))
