@@ -411,6 +411,28 @@ extension Backend {
         return y
     }
 
+    /// A convolution followed by an inference batch norm as one convolution: the weights scaled by
+    /// `k = scale / sqrt(variance + epsilon)` per output channel and the bias `(bias - mean) k + shift`
+    /// (both computed by `batchNorm` itself, on the weight and bias viewed as channels). Kept while
+    /// all of them are held constant (`holdingConstant`).
+    public func foldingBatchNorm(weight: Tensor, bias: Tensor?, scale: Tensor, shift: Tensor, mean: Tensor, variance: Tensor,
+                                 epsilon: Float) throws -> (weight: Tensor, bias: Tensor) {
+        guard weight.shape.rank == 4 else { throw ShapeError("foldingBatchNorm: expected an [O, C, KH, KW] weight, got \(weight.shape)") }
+        let o = weight.shape[0]
+        let sources = [weight, scale, shift, mean, variance] + (bias.map { [$0] } ?? [])
+        let w = try derived(from: sources, "batch-norm fold weight \(epsilon.bitPattern)") {
+            let zeros = try full([o], value: 0)
+            return try batchNorm(weight.reshaped(to: [1, o, weight.count / o, 1]), scale: scale, shift: zeros, mean: zeros,
+                                 variance: variance, epsilon: epsilon).reshaped(to: weight.shape)
+        }
+        let b = try derived(from: sources, "batch-norm fold bias \(epsilon.bitPattern)") {
+            let b0 = try bias ?? full([o], value: 0)
+            return try batchNorm(b0.reshaped(to: [1, o, 1, 1]), scale: scale, shift: shift, mean: mean, variance: variance,
+                                 epsilon: epsilon).reshaped(to: [o])
+        }
+        return (w, b)
+    }
+
     /// The gradients in the input, the scale and the shift; with `parameters: false` only the
     /// input's (the others come back nil, and are not computed).
     public func batchNormBackward(_ outputGrad: Tensor, input: Tensor, scale: Tensor, mean: Tensor, variance: Tensor,

@@ -23,6 +23,9 @@ public protocol Backend: AnyObject {
     /// it on every call. Writing one of them through `write` drops what was kept for it; nothing
     /// inside `body` may change them with a kernel.
     func holdingConstant<T>(_ tensors: [Tensor], _ body: () throws -> T) throws -> T
+    /// `make()`, kept (inside `holdingConstant`) while every tensor of `sources` is held, so later
+    /// calls with the same sources and `name` get the same tensor; otherwise just `make()`.
+    func derived(from sources: [Tensor], _ name: String, _ make: () throws -> Tensor) throws -> Tensor
 
     // MARK: Elementwise and data movement
     func fill(_ tensor: Tensor, value: Float) throws

@@ -93,9 +93,13 @@ public final class OpenCLBackend: Backend {
     /// `make(weight)`, kept while `weight` is held constant (see `holdingConstant`). `name` must
     /// name everything besides the weight's storage that the result depends on.
     func derivedWeight(_ weight: Tensor, _ name: String, _ make: () throws -> Tensor) throws -> Tensor {
-        let id = ObjectIdentifier(weight.storage)
-        guard constantTensors[id] != nil else { return try make() }
-        let key = "\(name) \(weight.shape)"
+        try derived(from: [weight], name, make)
+    }
+
+    public func derived(from sources: [Tensor], _ name: String, _ make: () throws -> Tensor) throws -> Tensor {
+        guard let first = sources.first, sources.allSatisfy(isHeld) else { return try make() }
+        let id = ObjectIdentifier(first.storage)
+        let key = "\(name) \(first.shape)" + sources.dropFirst().map { " \(ObjectIdentifier($0.storage).hashValue)" }.joined()
         if let t = derived[id]?[key] {
             derivedWeightsReused += 1
             return t

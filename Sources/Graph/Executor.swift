@@ -22,6 +22,14 @@ public final class Executor {
     private let reluAfterConv: [Int: Int]
     /// ReLU nodes whose output only a conv reads, as that conv's data input.
     private let reluBeforeConv: Set<Int>
+    /// Whether batch norms are folded into the convolutions before them (see `init`).
+    public let foldsBatchNorm: Bool
+    /// Conv nodes whose output only a batch norm reads, to that batch-norm node (with `foldsBatchNorm`).
+    private let batchNormAfterConv: [Int: Int]
+    /// Batch-norm nodes (folded into a conv) whose output only a ReLU reads, to that ReLU node.
+    private let reluAfterBatchNorm: [Int: Int]
+    /// How many batch norms forward passes folded into their convolutions.
+    public private(set) var foldedBatchNormCount = 0
     /// How many conv + ReLU pairs forward passes ran as one fused op, and how many ReLU backwards
     /// ran inside a conv's backward-data (tests check the fused paths are taken).
     public private(set) var fusedForwardCount = 0, fusedBackwardCount = 0
@@ -36,10 +44,17 @@ public final class Executor {
     ///     convolution inside that convolution's backward-data. The ReLU's backward then reads its
     ///     output, which is positive exactly where its input is. Results equal the unfused ops'
     ///     up to the rounding of the separate passes.
-    public init(_ graph: Graph, on backend: Backend, parameters shared: [ValueID: Tensor]? = nil, fuses: Bool = true) throws {
+    ///   - foldsBatchNorm: run a convolution read only by an inference batch norm as one convolution
+    ///     with the folded weights (`Backend.foldingBatchNorm`; with a ReLU after the batch norm, one
+    ///     conv + bias + ReLU), unless the pass must keep the convolution's output. Backward passes
+    ///     then reach inputs and other values but not the folded layers' weights or batch-norm
+    ///     parameters (asking for those throws): for explanations and synthesis, not training.
+    public init(_ graph: Graph, on backend: Backend, parameters shared: [ValueID: Tensor]? = nil, fuses: Bool = true,
+                foldsBatchNorm: Bool = false) throws {
         self.graph = graph
         self.backend = backend
         self.fuses = fuses
+        self.foldsBatchNorm = foldsBatchNorm
         var last: [ValueID: Int] = [:]
         var readers: [ValueID: [(node: Int, slot: Int)]] = [:]
         for (i, node) in graph.nodes.enumerated() {
@@ -57,12 +72,29 @@ public final class Executor {
                 if case .activation(.relu) = node.op, case .conv2d = reader.op, only[0].slot == 0 { before.insert(i) }
             }
         }
+        var bnAfter: [Int: Int] = [:], reluAfterBN: [Int: Int] = [:]
+        if foldsBatchNorm {
+            for (i, node) in graph.nodes.enumerated() {
+                guard case .conv2d = node.op, let only = readers[node.outputs[0]], only.count == 1, only[0].slot == 0,
+                      !graph.outputs.contains(node.outputs[0]) else { continue }
+                let bn = graph.nodes[only[0].node]
+                guard case .batchNorm = bn.op, bn.inputs.dropFirst().allSatisfy({ graph[$0].kind == .parameter }) else { continue }
+                bnAfter[i] = only[0].node
+                if fuses, let r = readers[bn.outputs[0]], r.count == 1, !graph.outputs.contains(bn.outputs[0]),
+                   case .activation(.relu) = graph.nodes[r[0].node].op {
+                    reluAfterBN[only[0].node] = r[0].node
+                }
+            }
+        }
+        batchNormAfterConv = bnAfter
+        reluAfterBatchNorm = reluAfterBN
         reluAfterConv = after
         reluBeforeConv = before
         var needed: Set<ValueID> = []
         for (i, node) in graph.nodes.enumerated() {
             // A fused ReLU's backward reads its output (its input is never made).
-            needed.formUnion(after.values.contains(i) ? [node.outputs[0]] : Executor.valuesBackwardNeeds(node))
+            let fusedReLU = after.values.contains(i) || reluAfterBN.values.contains(i)
+            needed.formUnion(fusedReLU ? [node.outputs[0]] : Executor.valuesBackwardNeeds(node))
         }
         lastUse = last
         neededByBackward = needed
@@ -83,6 +115,10 @@ public final class Executor {
     /// The results of one forward pass: every value still held, by id.
     public final class Pass {
         public internal(set) var values: [ValueID: Tensor]
+        /// The folded weights of each conv node that ran with its batch norm folded in.
+        var foldedWeights: [Int: Tensor] = [:]
+        /// Batch-norm nodes folded into the conv before them.
+        var foldedBatchNorms: Set<Int> = []
         /// Whether the pass kept what `backward` needs.
         public let supportsBackward: Bool
         init(values: [ValueID: Tensor], supportsBackward: Bool) {
@@ -101,7 +137,10 @@ public final class Executor {
                 moved[v] = t.dtype == .int32 ? try target.tensor(ints: source.readInts(t), shape: t.shape)
                     : try target.tensor(source.read(t), shape: t.shape)
             }
-            return Pass(values: moved, supportsBackward: supportsBackward)
+            let pass = Pass(values: moved, supportsBackward: supportsBackward)
+            pass.foldedBatchNorms = foldedBatchNorms
+            for (i, w) in foldedWeights { pass.foldedWeights[i] = try target.tensor(source.read(w), shape: w.shape) }
+            return pass
         }
     }
 
@@ -124,11 +163,31 @@ public final class Executor {
         }
         let keep = retaining.union(graph.outputs).union(stop.map { [$0] } ?? [])
         let lastNode = stop.flatMap { graph.producer[$0] } ?? (graph.nodes.count - 1)
-        var fusedInto: [Int: Tensor] = [:]   // ReLU node -> its output, already computed by the conv before it
+        var fusedInto: [Int: Tensor] = [:]   // ReLU (or batch-norm) node -> its output, already computed by the conv before it
+        var skipped: Set<Int> = []            // folded batch norms whose ReLU took the output
+        var foldedWeights: [Int: Tensor] = [:]
         for i in 0...max(lastNode, 0) where i < graph.nodes.count {
             let node = graph.nodes[i]
+            if skipped.contains(i) { continue }
             if let done = fusedInto.removeValue(forKey: i) {
                 live[node.outputs[0]] = done
+            } else if let bn = batchNormAfterConv[i], bn <= lastNode, !keep.contains(node.outputs[0]), case .conv2d(let op) = node.op,
+                      case .batchNorm(let eps) = graph.nodes[bn].op {
+                nodeObserver?(node, false)
+                let x = node.inputs.map { live[$0]! }, p = graph.nodes[bn].inputs.dropFirst().map { live[$0]! }
+                let folded = try annotated(node) {
+                    try backend.foldingBatchNorm(weight: x[1], bias: x.count > 2 ? x[2] : nil, scale: p[0], shift: p[1], mean: p[2],
+                                                 variance: p[3], epsilon: eps)
+                }
+                foldedWeights[i] = folded.weight
+                foldedBatchNormCount += 1
+                if let relu = reluAfterBatchNorm[bn], relu <= lastNode, !keep.contains(graph.nodes[bn].outputs[0]) {
+                    fusedInto[relu] = try annotated(node) { try backend.conv2dBiasReLU(x[0], weight: folded.weight, bias: folded.bias, op) }
+                    skipped.insert(bn)
+                    fusedForwardCount += 1
+                } else {
+                    fusedInto[bn] = try annotated(node) { try backend.conv2d(x[0], weight: folded.weight, bias: folded.bias, op) }
+                }
             } else if let relu = reluAfterConv[i], relu <= lastNode, !keep.contains(node.outputs[0]), case .conv2d(let op) = node.op {
                 nodeObserver?(node, false)
                 let x = node.inputs.map { live[$0]! }
@@ -150,7 +209,12 @@ public final class Executor {
         }
         for p in graph.parameters where !keep.contains(p) && !(forBackward && neededByBackward.contains(p)) { live[p] = nil }
         if !forBackward { for v in graph.inputs where !keep.contains(v) { live[v] = nil } }
-        return Pass(values: live, supportsBackward: forBackward)
+        let pass = Pass(values: live, supportsBackward: forBackward)
+        if forBackward {
+            pass.foldedWeights = foldedWeights
+            pass.foldedBatchNorms = Set(foldedWeights.keys.map { batchNormAfterConv[$0]! })
+        }
+        return pass
     }
 
     /// Reverse-mode autodiff from `seeds` (a cotangent for each seeded value, of its shape) to
@@ -174,20 +238,37 @@ public final class Executor {
             guard outGrads.contains(where: { $0 != nil }) else { continue }
             nodeObserver?(node, true)
             var wanted = node.inputs.map { dependsOnTarget.contains($0) && graph[$0].dtype == .float32 }
+            let index = graph.producer[node.outputs[0]]!
+            if pass.foldedBatchNorms.contains(index) {
+                // Folded into the conv before it: the conv's backward takes this gradient as its own.
+                if wanted.dropFirst().contains(true) {
+                    throw GraphError("backward of node '\(node.name)' (BatchNorm): its parameters were folded into the convolution; "
+                                     + "make the executor with foldsBatchNorm: false for their gradients")
+                }
+                if wanted[0], let g = outGrads[0] { try accumulate(node.inputs[0], g) }
+                for v in node.outputs where !targets.contains(v) { grads[v] = nil }
+                continue
+            }
+            let foldedWeight = pass.foldedWeights[index]
+            if foldedWeight != nil && wanted.dropFirst().contains(true) {
+                throw GraphError("backward of node '\(node.name)' (Conv2D): its weights were folded with a batch norm; "
+                                 + "make the executor with foldsBatchNorm: false for their gradients")
+            }
             // The data input comes from a ReLU read by nothing else: its backward goes into backward-data,
             // and the ReLU node, getting no output gradient, is skipped.
             if wanted[0], case .conv2d(let op) = node.op, let g = outGrads[0], let relu = graph.producer[node.inputs[0]],
                reluBeforeConv.contains(relu), !targets.contains(node.inputs[0]), grads[node.inputs[0]] == nil,
                let a = pass.values[node.inputs[0]] {
                 let dz = try annotated(node, backward: true) {
-                    try backend.conv2dBackwardDataReLU(g, weight: try held(node.inputs[1], of: node, in: pass), reluOutput: a, rule: rule, op)
+                    try backend.conv2dBackwardDataReLU(g, weight: try foldedWeight ?? held(node.inputs[1], of: node, in: pass), reluOutput: a,
+                                                       rule: rule, op)
                 }
                 try accumulate(graph.nodes[relu].inputs[0], dz)
                 fusedBackwardCount += 1
                 wanted[0] = false
             }
             if wanted.contains(true) {
-                let inGrads = try gradients(node, outGrads, wanted, pass, rule: rule)
+                let inGrads = try gradients(node, outGrads, wanted, pass, rule: rule, foldedWeight: foldedWeight)
                 for (v, g) in zip(node.inputs, inGrads) {
                     guard let g else { continue }
                     try accumulate(v, g)
@@ -263,7 +344,9 @@ public final class Executor {
         }
     }
 
-    private func gradients(_ node: Node, _ dy: [Tensor?], _ wanted: [Bool], _ pass: Pass, rule: ReLUBackwardRule) throws -> [Tensor?] {
+    /// `foldedWeight`: a conv's weights with its batch norm folded in, used for its backward-data.
+    private func gradients(_ node: Node, _ dy: [Tensor?], _ wanted: [Bool], _ pass: Pass, rule: ReLUBackwardRule,
+                           foldedWeight: Tensor? = nil) throws -> [Tensor?] {
         let b = backend
         func held(_ v: ValueID) throws -> Tensor { try self.held(v, of: node, in: pass) }
         func shape(_ i: Int) -> Shape { graph[node.inputs[i]].shape }
@@ -272,7 +355,7 @@ public final class Executor {
         return try annotated(node, backward: true) {
             switch node.op {
             case .conv2d(let op):
-                return [try want(0) { try b.conv2dBackwardData(g, weight: try held(node.inputs[1]), inputShape: shape(0), op) },
+                return [try want(0) { try b.conv2dBackwardData(g, weight: try foldedWeight ?? held(node.inputs[1]), inputShape: shape(0), op) },
                         try want(1) { try b.conv2dBackwardFilter(try held(node.inputs[0]), outputGrad: g, weightShape: shape(1), op) },
                         try want(2) { try b.biasGradient(g) }]
             case .convTranspose2d(let op):

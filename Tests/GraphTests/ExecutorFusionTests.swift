@@ -70,4 +70,45 @@ final class ExecutorFusionTests: XCTestCase {
         XCTAssertEqual(exec.fusedForwardCount, 2, "conv1 + relu1 fused again, conv2 is the stop value")
         XCTAssertEqual(try be.read(stop[conv2]!), try be.read(pass[conv2]!))
     }
+
+    /// ResNet-18 with non-trivial batch-norm statistics: every conv -> batch norm pair (20: the stem,
+    /// two per block, three downsamples) folds into one convolution, the 9 followed by a ReLU into
+    /// one conv + bias + ReLU; logits and the gradient to the image (standard and guided rules)
+    /// match the unfolded executor, no batch-norm backward runs, and asking for a folded layer's
+    /// weight gradient is refused by name.
+    func testFoldedBatchNormsMatchTheUnfoldedGraph() throws {
+        guard let entry = try enumerateDevices().first else { throw XCTSkip("no OpenCL device on this machine") }
+        let be = try OpenCLBackend(device: entry)
+        let graph = try ZooModel.resnet18.build(batch: 2, inputSize: 64, seed: 3, randomize: true)
+        for node in graph.nodes {
+            guard case .batchNorm = node.op else { continue }
+            let c = graph[node.inputs[1]].shape[0]
+            for (slot, range) in [(1, Float(0.5)...1.5), (2, -0.2...0.2), (3, -0.2...0.2), (4, 0.5...1.5)] as [(Int, ClosedRange<Float>)] {
+                graph.parameterValues[node.inputs[slot]] = (0..<c).map { _ in Float.random(in: range) }
+            }
+        }
+        let x = graph.inputs[0], logits = graph.outputs[0]
+        let input = try be.tensor((0..<graph[x].shape.count).map { _ in Float.random(in: 0...1) }, shape: graph[x].shape)
+        let seed = try be.tensor((0..<graph[logits].shape.count).map { _ in Float.random(in: -1...1) }, shape: graph[logits].shape)
+        let plain = try Executor(graph, on: be)
+        let folded = try Executor(graph, on: be, parameters: plain.parameters, foldsBatchNorm: true)
+        for rule in [ReLUBackwardRule.standard, .guided] {
+            let p = try plain.forward([x: input], forBackward: true), f = try folded.forward([x: input], forBackward: true)
+            XCTAssertLessThan(relativeError(try be.read(f[logits]!), try be.read(p[logits]!)), 1e-5, "logits")
+            let before = be.launchCounts
+            let gf = try folded.backward(f, seeds: [logits: seed], targets: [x], rule: rule)[x]!
+            let launched = be.launchCounts.merging(before) { $0 - $1 }
+            let gp = try plain.backward(p, seeds: [logits: seed], targets: [x], rule: rule)[x]!
+            XCTAssertLessThan(relativeError(try be.read(gf), try be.read(gp)), 1e-4, "\(rule) gradient to the image")
+            XCTAssertEqual(launched["batch_norm_bwd_data"] ?? 0, 0, "a folded batch norm ran its backward")
+        }
+        XCTAssertEqual(folded.foldedBatchNormCount, 2 * 20)
+        XCTAssertEqual(folded.fusedForwardCount, 2 * 9)
+        let f = try folded.forward([x: input], forBackward: true)
+        XCTAssertNil(f[graph.value(named: "layer1.0.conv1")!], "the folded conv's own output was made")
+        let weight = graph.value(named: "layer1.0.conv1.weight")!
+        XCTAssertThrowsError(try folded.backward(f, seeds: [logits: seed], targets: [x, weight])) { error in
+            XCTAssertTrue("\(error)".contains("layer1.0.conv1") && "\(error)".contains("foldsBatchNorm: false"), "\(error)")
+        }
+    }
 }

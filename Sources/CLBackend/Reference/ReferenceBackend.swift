@@ -139,6 +139,8 @@ public final class ReferenceBackend: Backend {
     /// The reference derives nothing from weights, so there is nothing to keep.
     public func holdingConstant<T>(_ tensors: [Tensor], _ body: () throws -> T) throws -> T { try body() }
 
+    public func derived(from sources: [Tensor], _ name: String, _ make: () throws -> Tensor) throws -> Tensor { try make() }
+
     // MARK: Fully connected
 
     private func denseShapes(_ rows: Tensor, _ weight: Tensor, _ out: Tensor, _ op: String) throws -> (n: Int, i: Int, o: Int) {

@@ -223,7 +223,7 @@ public final class Synthesizer {
     public func features(of images: HostTensor, layer name: String) throws -> [Float] {
         let v = try layer(name)
         let g = try graph.withBatch(images.shape[0])
-        let exec = try Executor(g, on: backend, parameters: parameters)
+        let exec = try Executor(g, on: backend, parameters: parameters, foldsBatchNorm: true)
         let x = try backend.tensor(images.values, shape: images.shape)
         return try backend.read(exec.forward([g.inputs[0]: x], retaining: [v], until: v)[v]!)
     }
@@ -290,7 +290,7 @@ public final class Synthesizer {
         let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
         guard o.steps > 0, o.reportEvery > 0 else { throw SynthesisError("steps (\(o.steps)) and the report interval (\(o.reportEvery)) must be positive") }
         guard o.seed >= 0, o.seed <= Int(Int32.max) else { throw SynthesisError("seed \(o.seed) must lie in 0...\(Int32.max)") }
-        let exec = try Executor(g, on: be, parameters: parameters)
+        let exec = try Executor(g, on: be, parameters: parameters, foldsBatchNorm: true)
         let deepest = layers.max { (g.producer[$0] ?? -1) < (g.producer[$1] ?? -1) }!
         let mean = try perChannel(o.mean, c, "mean"), std = try perChannel(o.std, c, "std")
         let normalize = zip(mean, std).contains { $0 != 0 || $1 != 1 }
