@@ -25,8 +25,8 @@ public final class ConvTuner {
     public var observer: ((Event) -> Void)?
     /// How many (shape, direction) pairs this tuner has timed.
     public private(set) var tuningsRun = 0
-    /// The variant of the latest choice.
-    public private(set) var lastChoice: ConvVariant?
+    /// The variant of the latest choice (of the outer call, where a variant runs an inner convolution).
+    public internal(set) var lastChoice: ConvVariant?
     /// The candidates' times (seconds) of the latest tuning, fastest first (benchmarks print them).
     public private(set) var lastTimings: [(variant: ConvVariant, seconds: Double)] = []
     public let fileURL: URL?

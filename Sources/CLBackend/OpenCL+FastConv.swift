@@ -310,6 +310,8 @@ extension OpenCLBackend {
         let split = try makeTensor([xs[0], p.ph * p.pw * xs[1], p.u, p.v], dtype: .float32)
         try launchElementwise("s2d_input", count: split.count, [.tensor(input), .tensor(split)] + phasedArgs(op, xs, p))
         let w = try phasedWeights(weight, p)
+        let outer = convTuner.lastChoice
+        defer { convTuner.lastChoice = outer }
         if relu {
             try conv2dBiasReLUForward(p.inner, input: split, weight: w, bias: bias, output: output)
         } else {
@@ -321,7 +323,9 @@ extension OpenCLBackend {
         let p = Phases(op, output: outputGrad.shape), xs = inputGrad.shape
         let w = try phasedWeights(weight, p)
         let split = try makeTensor([xs[0], p.ph * p.pw * xs[1], p.u, p.v], dtype: .float32)
+        let outer = convTuner.lastChoice
         try conv2dBackwardData(p.inner, outputGrad: outputGrad, weight: w, inputGrad: split)
+        convTuner.lastChoice = outer
         try launchElementwise("s2d_input_bwd", count: inputGrad.count, [.tensor(split), .tensor(inputGrad)] + phasedArgs(op, xs, p))
         if let mask { try activationBackward(.relu, rule: mask.rule, input: mask.output, outputGrad: inputGrad, inputGrad: inputGrad) }
     }

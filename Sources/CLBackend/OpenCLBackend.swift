@@ -81,8 +81,20 @@ public final class OpenCLBackend: Backend {
         let before = constantTensors
         for t in tensors { constantTensors[ObjectIdentifier(t.storage)] = t }
         defer {
-            constantTensors = before
-            derived = derived.filter { before[$0.key] != nil }
+            // The enclosing region keeps its own tensors and everything derived from them, also
+            // in turn (a folded weight's packing), and drops the rest.
+            var kept = before, grew = !before.isEmpty
+            while grew {
+                grew = false
+                for (id, entries) in derived where kept[id] != nil {
+                    for t in entries.values where kept[ObjectIdentifier(t.storage)] == nil {
+                        kept[ObjectIdentifier(t.storage)] = t
+                        grew = true
+                    }
+                }
+            }
+            constantTensors = kept
+            derived = derived.filter { kept[$0.key] != nil }
         }
         return try body()
     }
