@@ -68,12 +68,17 @@ final class SynthesisOpsTests: XCTestCase {
         }
     }
 
+    /// Non-negative features, as at the ReLU layers the term is used on: with signed ones a pair of
+    /// nearly orthogonal Grams makes the cosine a sum that cancels to near zero, and its relative
+    /// error unbounded (a [2, 6, 1, 1] draw reached 2.6e-5). The backward's cotangent is still a
+    /// difference of two terms of similar size (G_j / (|G_i||G_j|) - cos G_i / |G_i|^2), so its bound
+    /// allows for that cancellation.
     func testGramDiversityConforms() throws {
         let b = try Backends()
         for input: Shape in [[3, 4, 5, 3], [2, 6, 1, 1], [4, 7], [1, 3, 2, 2]] {
-            let x = try b.random(input), dy = try b.pair([0.7], [1])
+            let x = try b.pair(randomValues(input.count).map(abs), input), dy = try b.pair([0.7], [1])
             try b.compare(op: "gramDiversity", direction: "forward", shape: "\(input)") { be, cl in try be.gramDiversity(cl ? x.cl : x.ref) }
-            try b.compare(op: "gramDiversity", direction: "backward", shape: "\(input)") { be, cl in
+            try b.compare(op: "gramDiversity", direction: "backward", shape: "\(input)", bound: 1e-4) { be, cl in
                 try be.gramDiversityBackward(cl ? dy.cl : dy.ref, input: cl ? x.cl : x.ref)
             }
         }
