@@ -56,10 +56,11 @@ let package = Package(
             dependencies: ["CLBackend", "Graph", "Explain", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/loupe"
         ),
-        .executableTarget(name: "KernelBench", dependencies: ["CLBackend"], path: "Benchmarks/KernelBench"),
-        .executableTarget(name: "GraphBench", dependencies: ["CLBackend", "Graph"], path: "Benchmarks/GraphBench"),
-        .executableTarget(name: "DissectBench", dependencies: ["CLBackend", "Graph", "Explain"], path: "Benchmarks/DissectBench"),
-        .executableTarget(name: "SynthesisBench", dependencies: ["CLBackend", "Graph", "Explain"], path: "Benchmarks/SynthesisBench"),
+        .target(name: "BenchSupport", dependencies: ["CLBackend"], path: "Benchmarks/BenchSupport"),
+        .executableTarget(name: "KernelBench", dependencies: ["CLBackend", "BenchSupport"], path: "Benchmarks/KernelBench"),
+        .executableTarget(name: "GraphBench", dependencies: ["CLBackend", "Graph", "BenchSupport"], path: "Benchmarks/GraphBench"),
+        .executableTarget(name: "DissectBench", dependencies: ["CLBackend", "Graph", "Explain", "BenchSupport"], path: "Benchmarks/DissectBench"),
+        .executableTarget(name: "SynthesisBench", dependencies: ["CLBackend", "Graph", "Explain", "BenchSupport"], path: "Benchmarks/SynthesisBench"),
 
         // MARK: - Tests
         .testTarget(name: "CLBackendTests", dependencies: ["CLBackend"], path: "Tests/CLBackendTests"),

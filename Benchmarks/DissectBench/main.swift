@@ -3,27 +3,21 @@
 // every pass of `Dissector.runAll` (4 quantile passes, 1 counting pass) and prints images/s for the
 // whole dissection and per pass. Release build:
 //   swift run -c release DissectBench [--device opencl:N] [--images N] [--batch B] [--mask S]
+import BenchSupport
 import CLBackend
 import Explain
 import Foundation
 import Graph
 
-let arguments = Array(CommandLine.arguments.dropFirst())
-func fail(_ message: String) -> Never {
-    FileHandle.standardError.write(Data("DissectBench: \(message)\n".utf8))
-    exit(2)
-}
-func option(_ name: String) -> String? {
-    guard let i = arguments.firstIndex(of: name) else { return nil }
-    guard i + 1 < arguments.count else { fail("\(name) needs a value") }
-    return arguments[i + 1]
-}
-let images = Int(option("--images") ?? "32") ?? 0, batch = Int(option("--batch") ?? "8") ?? 0, mask = Int(option("--mask") ?? "112") ?? 0
-guard images > 0, batch > 0, mask >= 16 else { fail("--images, --batch must be positive and --mask at least 16") }
+var arguments = BenchArguments(tool: "DissectBench")
+let images = arguments.integer("--images", 32), batch = arguments.integer("--batch", 8), mask = arguments.integer("--mask", 112, minimum: 16)
+let deviceFlag = arguments.option("--device")
+arguments.finish(usage: "DissectBench [--device opencl:N] [--images N] [--batch B] [--mask S]")
+@MainActor func fail(_ message: String) -> Never { arguments.fail(message) }
 
 do {
-    let (backend, note) = try makeBackend(DeviceSelection.resolve(option("--device")))
-    if let note { print(note) }
+    let backend = arguments.backend(deviceFlag)
+    print("device: \(backend.name)")
     let dir = NSTemporaryDirectory() + "loupe-dissectbench-\(UUID().uuidString)"
     defer { try? FileManager.default.removeItem(atPath: dir) }
     // Images and masks at the mask size; the dissector resizes images to the model's 224x224.

@@ -4,47 +4,23 @@
 // training step), with the peak device memory of each.
 //
 //   swift run -c release GraphBench [--device opencl:N] [--repeats R] [--batches 1,8] [--models vgg16,resnet50] [--no-write]
+import BenchSupport
 import CLBackend
 import Foundation
 import Graph
 
-@MainActor func fail(_ message: String) -> Never {
-    FileHandle.standardError.write(Data("GraphBench: \(message)\n".utf8))
-    exit(1)
-}
-
-var arguments = Array(CommandLine.arguments.dropFirst())
-@MainActor func option(_ name: String) -> String? {
-    guard let i = arguments.firstIndex(of: name) else { return nil }
-    guard i + 1 < arguments.count else { fail("\(name) needs a value") }
-    let v = arguments[i + 1]
-    arguments.removeSubrange(i...(i + 1))
-    return v
-}
-let deviceFlag = option("--device")
-let repeats = Int(option("--repeats") ?? "3") ?? 3
-let batches = (option("--batches") ?? "1,8").split(separator: ",").compactMap { Int($0) }
-let models = (option("--models") ?? "vgg16,resnet50").split(separator: ",").map { name -> ZooModel in
+var arguments = BenchArguments(tool: "GraphBench")
+@MainActor func fail(_ message: String) -> Never { arguments.fail(message) }
+let deviceFlag = arguments.option("--device")
+let repeats = arguments.integer("--repeats", 3)
+let batches = (arguments.option("--batches") ?? "1,8").split(separator: ",").compactMap { Int($0) }
+let models = (arguments.option("--models") ?? "vgg16,resnet50").split(separator: ",").map { name -> ZooModel in
     guard let m = ZooModel(rawValue: String(name)) else { fail("unknown model '\(name)'") }
     return m
 }
-let write = !arguments.contains("--no-write")
-arguments.removeAll { $0 == "--no-write" }
-if !arguments.isEmpty { fail("unknown arguments \(arguments)") }
-
-let backend: OpenCLBackend
-do {
-    let selection = try DeviceSelection.resolve(deviceFlag)
-    let devices = try enumerateDevices()
-    let index: Int
-    switch selection {
-    case .opencl(let n): index = n
-    case .auto: index = devices.firstIndex { $0.profile.kind == .gpu } ?? 0
-    case .reference: fail("the benchmark measures an OpenCL device")
-    }
-    guard index < devices.count else { fail("no OpenCL device \(index)") }
-    backend = try OpenCLBackend(device: devices[index])
-} catch { fail("\(error)") }
+let write = !arguments.flag("--no-write")
+arguments.finish(usage: "GraphBench [--device opencl:N] [--repeats R] [--batches 1,8] [--models vgg16,resnet50] [--no-write]")
+let backend = arguments.backend(deviceFlag)
 print("device: \(backend.name)")
 
 struct Row {

@@ -10,6 +10,7 @@
 //
 // Prints a markdown table, writes it into Benchmarks/RESULTS.md (between the kernel-bench
 // markers) and the raw rows to Benchmarks/kernels.json.
+import BenchSupport
 import CLBackend
 import Foundation
 
@@ -38,41 +39,15 @@ struct Report: Codable {
     var rows: [Row]
 }
 
-@MainActor func fail(_ message: String) -> Never {
-    FileHandle.standardError.write(Data("KernelBench: \(message)\n".utf8))
-    exit(1)
-}
-
-var arguments = Array(CommandLine.arguments.dropFirst())
-@MainActor func option(_ name: String) -> String? {
-    guard let i = arguments.firstIndex(of: name) else { return nil }
-    guard i + 1 < arguments.count else { fail("\(name) needs a value") }
-    let v = arguments[i + 1]
-    arguments.removeSubrange(i...(i + 1))
-    return v
-}
-let deviceFlag = option("--device")
-let repeats = Int(option("--repeats") ?? "7") ?? 7
-let write = !arguments.contains("--no-write")
-let tune = arguments.contains("--tune")
-let tiled = arguments.contains("--tiled")
-arguments.removeAll { $0 == "--no-write" || $0 == "--tune" || $0 == "--tiled" }
-if !arguments.isEmpty { fail("unknown arguments \(arguments); usage: KernelBench [--device opencl:N] [--repeats R] [--no-write] [--tune [--tiled]]") }
-
-let selection: DeviceSelection
-do { selection = try DeviceSelection.resolve(deviceFlag) } catch { fail("\(error)") }
-let devices: [DeviceEntry]
-do { devices = try enumerateDevices() } catch { fail("\(error)") }
-let entry: DeviceEntry
-switch selection {
-case .reference: fail("the benchmark measures OpenCL kernels; choose an OpenCL device")
-case .opencl(let n):
-    guard n < devices.count else { fail("no OpenCL device \(n)") }
-    entry = devices[n]
-case .auto:
-    guard let e = devices.first(where: { $0.profile.kind == .gpu }) ?? devices.first else { fail("no OpenCL device found") }
-    entry = e
-}
+var arguments = BenchArguments(tool: "KernelBench")
+@MainActor func fail(_ message: String) -> Never { arguments.fail(message) }
+let deviceFlag = arguments.option("--device")
+let repeats = arguments.integer("--repeats", 7)
+let write = !arguments.flag("--no-write")
+let tune = arguments.flag("--tune")
+let tiled = arguments.flag("--tiled")
+arguments.finish(usage: "KernelBench [--device opencl:N] [--repeats R] [--no-write] [--tune [--tiled]]")
+let entry = arguments.device(deviceFlag)
 
 // Start-up: the normal kernel cache (a hit from the second run on), then a cold compile into an empty cache.
 let backend: OpenCLBackend

@@ -11,47 +11,24 @@
 //
 // --profile runs one more step with every kernel waited for and timed, and prints the kernels
 // that took the most time (name, global size, launches, ms, share of the step).
+import BenchSupport
 import CLBackend
 import Explain
 import Foundation
 import Graph
 
-@MainActor func fail(_ message: String) -> Never {
-    FileHandle.standardError.write(Data("SynthesisBench: \(message)\n".utf8))
-    exit(1)
-}
-
-var arguments = Array(CommandLine.arguments.dropFirst())
-@MainActor func option(_ name: String) -> String? {
-    guard let i = arguments.firstIndex(of: name) else { return nil }
-    guard i + 1 < arguments.count else { fail("\(name) needs a value") }
-    let v = arguments[i + 1]
-    arguments.removeSubrange(i...(i + 1))
-    return v
-}
-let profiling = arguments.contains("--profile")
-arguments.removeAll { $0 == "--profile" }
-let deviceFlag = option("--device")
-let steps = Int(option("--steps") ?? "3") ?? 3
-let batches = (option("--batches") ?? "1,8").split(separator: ",").compactMap { Int($0) }
-let models = (option("--models") ?? "vgg16,resnet50").split(separator: ",").map { name -> ZooModel in
+var arguments = BenchArguments(tool: "SynthesisBench")
+@MainActor func fail(_ message: String) -> Never { arguments.fail(message) }
+let profiling = arguments.flag("--profile")
+let deviceFlag = arguments.option("--device")
+let steps = arguments.integer("--steps", 3)
+let batches = (arguments.option("--batches") ?? "1,8").split(separator: ",").compactMap { Int($0) }
+let models = (arguments.option("--models") ?? "vgg16,resnet50").split(separator: ",").map { name -> ZooModel in
     guard let m = ZooModel(rawValue: String(name)) else { fail("unknown model '\(name)'") }
     return m
 }
-if !arguments.isEmpty { fail("unknown arguments \(arguments)") }
-
-let backend: OpenCLBackend
-do {
-    let devices = try enumerateDevices()
-    let index: Int
-    switch try DeviceSelection.resolve(deviceFlag) {
-    case .opencl(let n): index = n
-    case .auto: index = devices.firstIndex { $0.profile.kind == .gpu } ?? 0
-    case .reference: fail("the benchmark measures an OpenCL device")
-    }
-    guard index < devices.count else { fail("no OpenCL device \(index)") }
-    backend = try OpenCLBackend(device: devices[index])
-} catch { fail("\(error)") }
+arguments.finish(usage: "SynthesisBench [--device opencl:N] [--steps S] [--batches 1,8] [--models vgg16,resnet50] [--profile]")
+let backend = arguments.backend(deviceFlag)
 print("device: \(backend.name), \(steps) timed steps after one warm-up step")
 print("| model | batch | s/step | steps/s | GFLOP/s | peak MiB |")
 print("|---|---|---|---|---|---|")
