@@ -20,8 +20,8 @@ public protocol Backend: AnyObject {
     func synchronize() throws
     /// Runs `body` with `tensors` (a model's weights) taken as constant: a backend may keep what it
     /// derives from them (packed or transformed weights) until `body` returns, instead of deriving
-    /// it on every call. Writing one of them through `write` drops what was kept for it; nothing
-    /// inside `body` may change them with a kernel.
+    /// it on every call. Writing one of them through `write` drops everything kept (what was derived
+    /// from it may have been derived from in turn); nothing inside `body` may change them with a kernel.
     func holdingConstant<T>(_ tensors: [Tensor], _ body: () throws -> T) throws -> T
     /// `make()`, kept (inside `holdingConstant`) while every tensor of `sources` is held, so later
     /// calls with the same sources and `name` get the same tensor; otherwise just `make()`.

@@ -99,6 +99,15 @@ public final class OpenCLBackend: Backend {
         return try body()
     }
 
+    /// Forgets everything derived (a held tensor was written): what was derived from it may have
+    /// been derived from in turn (a folded weight's packing), or combined with others.
+    private func dropDerived() {
+        for entries in derived.values {
+            for t in entries.values { constantTensors[ObjectIdentifier(t.storage)] = nil }
+        }
+        derived = [:]
+    }
+
     /// Whether `tensor` is held constant by `holdingConstant`.
     public func isHeld(_ tensor: Tensor) -> Bool { constantTensors[ObjectIdentifier(tensor.storage)] != nil }
 
@@ -226,7 +235,7 @@ public final class OpenCLBackend: Backend {
         guard values.count == tensor.count, tensor.dtype == dtype else {
             throw ShapeError("write: \(values.count) \(dtype) values into \(tensor)")
         }
-        derived[ObjectIdentifier(tensor.storage)] = nil
+        if isHeld(tensor) { dropDerived() }
         try values.withUnsafeBytes { try CL.write(queue, buffer(tensor), $0.baseAddress!, bytes: $0.count) }
     }
 

